@@ -1,0 +1,34 @@
+# The two commands a newcomer needs: `make run` and `make test`. Everything installs from here.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test unit integration lint bench crds clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+run: $(VENV)/.installed
+	$(VENV)/bin/provider-router demo
+
+test: $(VENV)/.installed
+	$(PY) -m pytest tests
+
+unit: $(VENV)/.installed
+	$(PY) -m pytest tests/unit
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy src
+
+bench: $(VENV)/.installed
+	$(PY) bench/engine.py
+
+crds: $(VENV)/.installed
+	$(VENV)/bin/provider-router crds --out crds
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks

@@ -1,0 +1,1 @@
+"""zoey-provider-router: route LLM requests across providers declared as Kubernetes resources."""

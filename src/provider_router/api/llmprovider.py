@@ -1,0 +1,170 @@
+"""The ``LLMProvider`` kind: one LLM back-end that workloads may be routed to.
+
+The spec says what the back-end is and what it may take (capabilities, models, price, limits);
+the status says what the operator has learned about it (conditions, probe results, circuit).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from provider_router.api._meta import API_VERSION, Condition, KubeModel, ObjectMeta
+
+_URL_PATTERN = r"^https?://[^\s/?#@]+(:[0-9]{1,5})?(/[^\s]*)?$"
+
+
+class ApiFormat(StrEnum):
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"
+    OLLAMA = "ollama"
+    VLLM = "vllm"
+    GENERIC = "generic"
+
+
+_DEFAULT_PROBE_PATHS = {
+    ApiFormat.OPENAI: "/v1/models",
+    ApiFormat.ANTHROPIC: "/v1/models",
+    ApiFormat.OLLAMA: "/api/tags",
+    ApiFormat.VLLM: "/v1/models",
+    ApiFormat.GENERIC: "/v1/models",
+}
+
+
+def default_probe_path(api_format: ApiFormat) -> str:
+    return _DEFAULT_PROBE_PATHS[api_format]
+
+
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+PositiveInt = Annotated[int, Field(ge=1)]
+
+
+class Pricing(KubeModel):
+    """USD per 1k tokens, split by direction. Either side unset falls back to ``costPer1kTokens``."""
+
+    input: NonNegativeFloat | None = None
+    output: NonNegativeFloat | None = None
+
+
+class HealthCheck(KubeModel):
+    """How the operator probes the provider. ``path`` unset means the ``apiFormat``'s default."""
+
+    model_config = KubeModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.timeoutSeconds <= self.intervalSeconds",
+                    "message": "timeoutSeconds must not exceed intervalSeconds",
+                    "fieldPath": ".timeoutSeconds",
+                }
+            ]
+        }
+    }
+
+    enabled: bool = True
+    path: Annotated[str, Field(pattern=r"^/[^\s]*$", max_length=2048)] | None = None
+    interval_seconds: Annotated[int, Field(ge=1, le=86400)] = 30
+    timeout_seconds: Annotated[int, Field(ge=1, le=300)] = 5
+    failure_threshold: Annotated[int, Field(ge=1, le=100)] = 3
+    success_threshold: Annotated[int, Field(ge=1, le=100)] = 1
+
+    @model_validator(mode="after")
+    def _timeout_fits_interval(self) -> HealthCheck:
+        if self.timeout_seconds > self.interval_seconds:
+            raise ValueError("timeoutSeconds must not exceed intervalSeconds")
+        return self
+
+
+class SecretKeyRef(KubeModel):
+    """A key of a Secret in the provider's own namespace."""
+
+    name: Annotated[str, Field(min_length=1, max_length=253,
+                               pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
+    key: Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")]
+
+
+class LLMProviderSpec(KubeModel):
+    base_url: Annotated[str, Field(alias="baseURL", pattern=_URL_PATTERN, max_length=2048,
+                                   description="Root URL of the back-end, http or https.")]
+    api_format: ApiFormat = ApiFormat.OPENAI
+    capabilities: list[Annotated[str, Field(min_length=1, max_length=63)]] = Field(
+        default_factory=list, description="What it can do: chat, embeddings, vision, ...")
+    models: list[Annotated[str, Field(min_length=1, max_length=253)]] = Field(
+        default_factory=list, description="Models it serves. Empty means any model.")
+    priority: Annotated[int, Field(ge=-1000000, le=1000000)] = 0
+    weight: Annotated[int, Field(ge=0, le=1000000)] = 1
+    cost_per1k_tokens: Annotated[float, Field(alias="costPer1kTokens", ge=0)] = 0.0
+    pricing: Pricing | None = None
+    avg_latency_ms: Annotated[float, Field(ge=0)] | None = Field(
+        default=None, description="A latency prior, used until the operator has measured one.")
+    max_concurrent: PositiveInt | None = None
+    rate_limit_rpm: PositiveInt | None = Field(default=None, alias="rateLimitRPM")
+    rate_limit_tpm: PositiveInt | None = Field(default=None, alias="rateLimitTPM")
+    health_check: HealthCheck = Field(default_factory=HealthCheck)
+    credentials_secret_ref: SecretKeyRef | None = None
+    disabled: bool = False
+
+    @field_validator("capabilities", "models")
+    @classmethod
+    def _no_duplicates(cls, values: list[str]) -> list[str]:
+        seen: set[str] = set()
+        dupes = sorted({v for v in values if v in seen or seen.add(v)})  # type: ignore[func-returns-value]
+        if dupes:
+            raise ValueError(f"duplicate entries: {', '.join(dupes)}")
+        return values
+
+    @property
+    def input_cost_per1k(self) -> float:
+        if self.pricing is not None and self.pricing.input is not None:
+            return self.pricing.input
+        return self.cost_per1k_tokens
+
+    @property
+    def output_cost_per1k(self) -> float:
+        if self.pricing is not None and self.pricing.output is not None:
+            return self.pricing.output
+        return self.cost_per1k_tokens
+
+    @property
+    def nominal_cost_per1k(self) -> float:
+        """One number to rank providers by price: the mean of input and output prices."""
+        return (self.input_cost_per1k + self.output_cost_per1k) / 2
+
+    @property
+    def probe_path(self) -> str:
+        return self.health_check.path or default_probe_path(self.api_format)
+
+
+class CircuitState(StrEnum):
+    CLOSED = "Closed"
+    OPEN = "Open"
+    HALF_OPEN = "HalfOpen"
+
+
+class ProviderHealth(KubeModel):
+    """What the probes and reported outcomes have shown, as of ``lastProbeTime``."""
+
+    last_probe_time: datetime | None = None
+    latency_ms: Annotated[float, Field(ge=0)] | None = None
+    consecutive_failures: Annotated[int, Field(ge=0)] = 0
+    consecutive_successes: Annotated[int, Field(ge=0)] = 0
+    last_error: Annotated[str, Field(max_length=1024)] | None = None
+    circuit: CircuitState = CircuitState.CLOSED
+    retry_at: datetime | None = None
+
+
+class LLMProviderStatus(KubeModel):
+    observed_generation: Annotated[int, Field(ge=0)] | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    health: ProviderHealth | None = None
+
+
+class LLMProvider(KubeModel):
+    api_version: Literal["router.zoeyos.io/v1alpha1"] = API_VERSION
+    kind: Literal["LLMProvider"] = "LLMProvider"
+    metadata: ObjectMeta
+    spec: LLMProviderSpec
+    status: LLMProviderStatus | None = None
