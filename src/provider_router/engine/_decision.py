@@ -1,0 +1,128 @@
+"""What the engine answers: requests, decisions, outcomes and the errors it raises."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from provider_router.api import Strategy
+from provider_router.engine._state import Target
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRequest:
+    namespace: str = "default"
+    policy: str | None = None
+    capabilities: tuple[str, ...] = ()
+    model: str | None = None
+    session: str | None = None
+    explain: bool = False
+    lease: bool = True
+
+
+class Role(StrEnum):
+    PRIMARY = "primary"
+    FALLBACK = "fallback"
+    STANDBY = "standby"
+    EXCLUDED = "excluded"
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One selected provider and what became of it in this decision."""
+
+    name: str
+    namespace: str
+    role: Role
+    reasons: tuple[str, ...] = ()
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RouteDecision:
+    target: Target
+    fallbacks: tuple[Target, ...]
+    policy: str
+    namespace: str
+    strategy: Strategy
+    lease_id: str | None = None
+    sticky: bool = False
+    candidates: tuple[Candidate, ...] | None = None
+
+
+class OutcomeKind(StrEnum):
+    SUCCESS = "success"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    RATE_LIMITED = "rate_limited"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A workload's report: by lease, or by provider when it called one without a lease."""
+
+    outcome: OutcomeKind
+    lease_id: str | None = None
+    provider: str | None = None
+    namespace: str = "default"
+    policy: str | None = None
+    latency_ms: float | None = None
+    status_code: int | None = None
+    retry_after_seconds: float | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReportResult:
+    provider: str
+    namespace: str
+    lease_released: bool
+    circuit: str
+    cost_usd: float
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """One health probe's verdict, as the prober saw it."""
+
+    ok: bool
+    latency_ms: float | None = None
+    reason: str = "ProbeSucceeded"
+    message: str = ""
+    unauthorized: bool = False
+
+
+class RoutingError(Exception):
+    """Base of the engine's errors: each says what was asked and why it cannot be answered."""
+
+
+class UnknownPolicy(RoutingError):
+    def __init__(self, namespace: str, name: str | None) -> None:
+        self.namespace, self.name = namespace, name
+        what = f"policy {name!r}" if name else "a default policy"
+        super().__init__(f"no {what} in namespace {namespace!r}")
+
+
+class UnknownProvider(RoutingError):
+    def __init__(self, namespace: str, name: str) -> None:
+        self.namespace, self.name = namespace, name
+        super().__init__(f"no provider {name!r} in namespace {namespace!r}")
+
+
+class UnknownLease(RoutingError):
+    def __init__(self, lease_id: str) -> None:
+        self.lease_id = lease_id
+        super().__init__(f"lease {lease_id!r} is unknown, already reported, or expired")
+
+
+class NoProviderAvailable(RoutingError):
+    """Nothing is eligible; ``candidates`` says why each selected provider was dropped."""
+
+    def __init__(self, policy: str, namespace: str, candidates: tuple[Candidate, ...]) -> None:
+        self.policy, self.namespace, self.candidates = policy, namespace, candidates
+        if candidates:
+            why = "; ".join(f"{c.name}: {', '.join(c.reasons)}" for c in candidates)
+        else:
+            why = "the policy selects no providers"
+        super().__init__(f"no provider available under policy {namespace}/{policy}: {why}")

@@ -1,0 +1,139 @@
+"""A policy's live state and its pools: one pool per distinct set of requirements asked for.
+
+A pool is built on the first request with its requirements and then kept current by the table,
+which tells it about every provider change; it is dropped when the policy, or the set of
+providers in its namespace, changes.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+
+from provider_router.api import RoutingPolicySpec, Strategy
+from provider_router.engine._pools import Pool, Rank, RankedPool, WeightedPool
+from provider_router.engine._reasons import CIRCUIT_BLOCKS, Block
+from provider_router.engine._state import ProviderKey, ProviderState
+from provider_router.engine._sticky import owner
+from provider_router.engine._windows import RollingSum
+
+PoolKey = tuple[frozenset[str], str | None]
+
+MAX_POOLS_PER_POLICY = 128
+MAX_SESSIONS_PER_POLICY = 100_000
+
+
+def _rank_fn(strategy: Strategy) -> Callable[[ProviderState, float], Rank]:
+    match strategy:
+        case Strategy.ROUND_ROBIN | Strategy.WEIGHTED:
+            return lambda s, now: ()
+        case Strategy.PRIORITY:
+            return lambda s, now: (-s.spec.priority,)
+        case Strategy.COST:
+            return lambda s, now: (s.cost, -s.spec.priority)
+        case Strategy.LATENCY:
+            return lambda s, now: (round(s.latency_ms(), 1),)
+        case Strategy.LEAST_LOADED:
+            return lambda s, now: (s.load(),)
+        case Strategy.CAPABILITY:
+            return lambda s, now: (-round(s.headroom(now), 3), s.cost, s.load())
+
+
+class PoolEntry:
+    """The eligible providers of one policy for one set of requirements."""
+
+    def __init__(self, policy: PolicyState, key: PoolKey, members: list[ProviderState],
+                 now: float, over_budget: bool, throttled: bool, rng: random.Random) -> None:
+        self.policy = policy
+        self.key = key
+        self.members = members
+        self.slot_of: dict[ProviderKey, int] = {m.key: i for i, m in enumerate(members)}
+        self.over_budget = over_budget
+        self.throttled = throttled
+        # Near the budget, traffic moves to the cheapest providers whatever the strategy.
+        self.strategy = Strategy.COST if throttled else policy.spec.strategy
+        self.ignore: int = Block.NONE if policy.spec.failover.enabled else CIRCUIT_BLOCKS
+        self._rank = _rank_fn(self.strategy)
+        self.pool: Pool = (WeightedPool(len(members), rng) if self.strategy is Strategy.WEIGHTED
+                           else RankedPool())
+        self._sessions: dict[str, int] = {}
+        for member in members:
+            self.update(member, now)
+
+    def blocks_of(self, state: ProviderState) -> int:
+        blocks = state.blocks & ~self.ignore
+        if self.over_budget and state.cost > 0:
+            blocks |= Block.OVER_BUDGET
+        return blocks
+
+    def update(self, state: ProviderState, now: float) -> None:
+        slot = self.slot_of[state.key]
+        if self.blocks_of(state):
+            if slot in self.pool:
+                self.pool.drop(slot)
+                self._sessions.clear()
+        else:
+            if slot not in self.pool:
+                self._sessions.clear()
+            self.pool.put(slot, self._rank(state, now), state.spec.weight)
+
+    def session_slot(self, session: str) -> int | None:
+        """The eligible member that owns ``session`` by rendezvous hashing."""
+        slot = self._sessions.get(session)
+        if slot is None:
+            members = self.members
+            slot = owner(session, ((s, members[s].key[1], members[s].spec.weight)
+                                   for s in self.pool.members()))
+            if slot is None:
+                return None
+            if len(self._sessions) >= MAX_SESSIONS_PER_POLICY:
+                self._sessions.clear()
+            self._sessions[session] = slot
+        return slot
+
+
+class PolicyState:
+    def __init__(self, key: tuple[str, str], spec: RoutingPolicySpec,
+                 generation: int | None = None) -> None:
+        self.key = key
+        self.spec = spec
+        self.generation = generation
+        self.selected: set[ProviderKey] = set()
+        self.base_capabilities = frozenset(spec.requirements.capabilities)
+        self.spend = RollingSum(spec.budget.window.seconds) if spec.budget else None
+        self.spend_total = 0.0
+        self.routed = 0
+        self.unrouted = 0
+        self.entries: OrderedDict[PoolKey, PoolEntry] = OrderedDict()
+        self.sticky: dict[str, tuple[ProviderKey, float]] = {}
+        self._requirements: dict[tuple[tuple[str, ...], str | None], PoolKey] = {}
+
+    def requirements_for(self, capabilities: tuple[str, ...], model: str | None) -> PoolKey:
+        """The policy's requirements merged with a request's, memoised per distinct request."""
+        asked = (capabilities, model)
+        merged = self._requirements.get(asked)
+        if merged is None:
+            merged = (self.base_capabilities.union(capabilities),
+                      model or self.spec.requirements.model)
+            if len(self._requirements) >= MAX_POOLS_PER_POLICY * 8:
+                self._requirements.clear()
+            self._requirements[asked] = merged
+        return merged
+
+    def budget_state(self, now: float) -> tuple[bool, bool]:
+        """``(over_budget, throttled)`` for the spend in the current window."""
+        budget = self.spec.budget
+        if budget is None or self.spend is None:
+            return False, False
+        spent = self.spend.total(now)
+        return spent >= budget.limit_usd, spent >= budget.limit_usd * budget.throttle_ratio
+
+    def entries_iter(self) -> Iterator[PoolEntry]:
+        return iter(list(self.entries.values()))
+
+    def remember_session(self, session: str, provider: ProviderKey, now: float) -> None:
+        if len(self.sticky) >= MAX_SESSIONS_PER_POLICY:
+            # Forget the oldest assignment; dicts keep insertion order.
+            self.sticky.pop(next(iter(self.sticky)))
+        self.sticky[session] = (provider, now + self.spec.sticky_sessions.ttl_seconds)

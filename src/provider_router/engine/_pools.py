@@ -1,0 +1,188 @@
+"""Ordered sets of eligible providers, kept up to date as providers change, never rebuilt per
+request.
+
+A pool holds the eligible members of one (policy, requirements) pair, addressed by slot number.
+``RankedPool`` keeps them sorted by a strategy's rank and rotates among the best-ranked ties, so
+RoundRobin (every rank equal), Priority, Cost, Latency, LeastLoaded and Capability are one
+structure with different rank functions. ``WeightedPool`` samples by weight through a Fenwick
+tree. Both pick in O(log n).
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from collections.abc import Iterator
+from typing import Protocol
+
+from sortedcontainers import SortedList
+
+Rank = tuple[float, ...]
+
+
+class Pool(Protocol):
+    def put(self, slot: int, rank: Rank, weight: int) -> None: ...
+    def drop(self, slot: int) -> None: ...
+    def __contains__(self, slot: int) -> bool: ...
+    def __len__(self) -> int: ...
+    def members(self) -> Iterator[int]: ...
+    def pick(self, count: int) -> list[int]: ...
+    def order_after(self, first: int, count: int) -> list[int]: ...
+
+
+class RankedPool:
+    """Eligible slots sorted by rank; the best-ranked ties take turns."""
+
+    __slots__ = ("_cursor", "_rank_of", "_sorted")
+
+    def __init__(self) -> None:
+        self._sorted: SortedList[tuple[Rank, int]] = SortedList()
+        self._rank_of: dict[int, Rank] = {}
+        self._cursor = 0
+
+    def put(self, slot: int, rank: Rank, weight: int = 1) -> None:
+        old = self._rank_of.get(slot)
+        if old == rank:
+            return
+        if old is not None:
+            self._sorted.remove((old, slot))
+        self._sorted.add((rank, slot))
+        self._rank_of[slot] = rank
+
+    def drop(self, slot: int) -> None:
+        old = self._rank_of.pop(slot, None)
+        if old is not None:
+            self._sorted.remove((old, slot))
+
+    def __contains__(self, slot: int) -> bool:
+        return slot in self._rank_of
+
+    def __len__(self) -> int:
+        return len(self._rank_of)
+
+    def members(self) -> Iterator[int]:
+        return (slot for _, slot in self._sorted)
+
+    def pick(self, count: int) -> list[int]:
+        """The next ``count`` slots in turn: the rotated best tie group, then the rest by rank."""
+        ordered = self._sorted
+        if not ordered or count <= 0:
+            return []
+        top = ordered[0][0]
+        group_end = ordered.bisect_right((top, sys.maxsize))
+        start = ordered.bisect_left((top, self._cursor))
+        if start >= group_end:
+            start = 0
+        self._cursor = ordered[start][1] + 1
+        return self._walk(start, group_end, count)
+
+    def order_after(self, first: int, count: int) -> list[int]:
+        """Up to ``count`` slots other than ``first``, in rank order, without taking a turn."""
+        return [slot for _, slot in self._sorted.islice(0, count + 1) if slot != first][:count]
+
+    def _walk(self, start: int, group_end: int, count: int) -> list[int]:
+        ordered = self._sorted
+        chosen = [slot for _, slot in ordered.islice(start, min(group_end, start + count))]
+        if len(chosen) < count and start > 0:
+            chosen.extend(slot for _, slot in ordered.islice(0, min(start, count - len(chosen))))
+        if len(chosen) < count:
+            chosen.extend(slot for _, slot in ordered.islice(group_end,
+                                                             group_end + count - len(chosen)))
+        return chosen
+
+
+class WeightedPool:
+    """Eligible slots drawn at random in proportion to their weights (a Fenwick tree over slots).
+
+    A weight of 0 takes no share of the split but can still serve as a fallback, and serves
+    when nothing with a positive weight is eligible.
+    """
+
+    __slots__ = ("_eligible", "_rng", "_size", "_total", "_tree", "_weights")
+
+    def __init__(self, size: int, rng: random.Random) -> None:
+        self._size = size
+        self._tree = [0] * (size + 1)
+        self._weights = [0] * size
+        self._eligible: set[int] = set()
+        self._total = 0
+        self._rng = rng
+
+    def put(self, slot: int, rank: Rank = (), weight: int = 1) -> None:
+        self._eligible.add(slot)
+        self._set_weight(slot, weight)
+
+    def drop(self, slot: int) -> None:
+        if slot in self._eligible:
+            self._eligible.discard(slot)
+            self._set_weight(slot, 0)
+
+    def __contains__(self, slot: int) -> bool:
+        return slot in self._eligible
+
+    def __len__(self) -> int:
+        return len(self._eligible)
+
+    def members(self) -> Iterator[int]:
+        return iter(sorted(self._eligible))
+
+    def weight(self, slot: int) -> int:
+        return self._weights[slot]
+
+    def pick(self, count: int) -> list[int]:
+        """``count`` distinct slots drawn by weight, without replacement."""
+        if count <= 0 or not self._eligible:
+            return []
+        chosen: list[int] = []
+        taken: list[tuple[int, int]] = []
+        while len(chosen) < count and self._total > 0:
+            slot = self._find(self._rng.random() * self._total)
+            chosen.append(slot)
+            taken.append((slot, self._weights[slot]))
+            self._set_weight(slot, 0)
+        for slot, weight in taken:
+            self._set_weight(slot, weight)
+        if len(chosen) < count:
+            zero = sorted(s for s in self._eligible if self._weights[s] == 0)
+            if not chosen and zero:
+                # Nothing with a share is eligible: every zero-weight member is equally good.
+                first = zero.pop(self._rng.randrange(len(zero)))
+                chosen.append(first)
+            chosen.extend(zero[: count - len(chosen)])
+        return chosen
+
+    def order_after(self, first: int, count: int) -> list[int]:
+        """Fallbacks after a session-pinned ``first``: heaviest first, so they are stable too."""
+        rest = sorted((s for s in self._eligible if s != first),
+                      key=lambda s: (-self._weights[s], s))
+        return rest[:count]
+
+    def _set_weight(self, slot: int, weight: int) -> None:
+        delta = weight - self._weights[slot]
+        if delta == 0:
+            return
+        self._weights[slot] = weight
+        self._total += delta
+        index = slot + 1
+        tree = self._tree
+        while index <= self._size:
+            tree[index] += delta
+            index += index & -index
+
+    def _find(self, target: float) -> int:
+        """The slot whose cumulative weight range holds ``target`` (0 <= target < total)."""
+        position = 0
+        remaining = target
+        step = 1 << self._size.bit_length()
+        tree = self._tree
+        while step:
+            nxt = position + step
+            if nxt <= self._size and tree[nxt] <= remaining:
+                position = nxt
+                remaining -= tree[nxt]
+            step >>= 1
+        # position is the count of slots whose cumulative weight is <= target; skip zero weights.
+        slot = min(position, self._size - 1)
+        while self._weights[slot] == 0 and slot > 0:
+            slot -= 1
+        return slot

@@ -1,0 +1,211 @@
+"""Live state of one provider: what the spec says plus what probes and outcomes have shown.
+
+Everything here is plain data and arithmetic over an injected ``now``; the table decides when
+to recompute it and which indexes to update.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Final
+
+from provider_router.api import ApiFormat, CircuitState, LLMProviderSpec
+from provider_router.engine._circuit import CircuitBreaker
+from provider_router.engine._reasons import Block
+from provider_router.engine._windows import SlidingWindow
+
+ProviderKey = tuple[str, str]
+"""``(namespace, name)``: how the table addresses a provider."""
+
+DEFAULT_CAPACITY: Final = 100
+"""In-flight leases that count as full load for a provider with no ``maxConcurrent``."""
+
+DEFAULT_LATENCY_MS: Final = 1000.0
+"""Latency assumed for a provider with neither a prior nor a measurement."""
+
+LATENCY_ALPHA: Final = 0.2
+"""Weight of the newest sample in the latency EWMA."""
+
+
+class Health(StrEnum):
+    UNKNOWN = "Unknown"
+    HEALTHY = "Healthy"
+    UNHEALTHY = "Unhealthy"
+    UNAUTHORIZED = "Unauthorized"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A provider and the model to ask it for: one entry of a route answer."""
+
+    provider: ProviderView
+    model: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderView:
+    """The public face of a provider in a route answer. Holds no credentials."""
+
+    name: str
+    namespace: str
+    base_url: str
+    api_base: str
+    api_format: ApiFormat
+
+
+def api_base_for(base_url: str) -> str:
+    """The ``base_url`` an OpenAI-compatible SDK expects: the base URL ending in ``/v1``."""
+    trimmed = base_url.rstrip("/")
+    return trimmed if trimmed.endswith("/v1") else trimmed + "/v1"
+
+
+class ProviderState:
+    """One provider's spec and runtime state."""
+
+    def __init__(self, key: ProviderKey, spec: LLMProviderSpec,
+                 labels: dict[str, str] | None = None, generation: int | None = None) -> None:
+        self.key = key
+        self.labels: MappingProxyType[str, str] = MappingProxyType(dict(labels or {}))
+        self.generation = generation
+        self.spec = spec
+        self.view = ProviderView(
+            name=key[1], namespace=key[0], base_url=spec.base_url,
+            api_base=api_base_for(spec.base_url), api_format=spec.api_format)
+        self.capabilities = frozenset(spec.capabilities)
+        self.models = frozenset(spec.models)
+        self.cost = spec.nominal_cost_per1k
+        self.breaker = CircuitBreaker()
+        self.health = Health.UNKNOWN if spec.health_check.enabled else Health.HEALTHY
+        self.health_message = ""
+        self.probe_failures = 0
+        self.probe_successes = 0
+        self.last_probe_at: float | None = None
+        self.probe_latency_ms: float | None = None
+        self.reported_latency_ms: float | None = None
+        self.cooling_until: float | None = None
+        self.in_flight = 0
+        self.requests = SlidingWindow(60.0)
+        self.tokens = SlidingWindow(60.0)
+        self.external_load = 0.0
+        self.error_rate = 0.0
+        self.spend_usd = 0.0
+        self.routed = 0
+        self.outcomes: dict[str, int] = {}
+        self.last_error: str | None = None
+        self.blocks: int = Block.NONE
+        self._targets: dict[str | None, Target] = {}
+
+    def target_for(self, model: str | None) -> Target:
+        """This provider as a route answer for ``model`` (its first model when none is asked)."""
+        target = self._targets.get(model)
+        if target is None:
+            chosen = model if model is not None else (self.spec.models[0]
+                                                      if self.spec.models else None)
+            target = self._targets[model] = Target(self.view, chosen)
+            if len(self._targets) > 64:
+                self._targets.clear()
+        return target
+
+    def adopt_runtime(self, old: ProviderState) -> None:
+        """Carry what was learned over to a new spec of the same provider."""
+        self.breaker = old.breaker
+        if self.spec.health_check.enabled and old.spec.health_check.enabled:
+            self.health, self.health_message = old.health, old.health_message
+        self.probe_failures, self.probe_successes = old.probe_failures, old.probe_successes
+        self.last_probe_at, self.probe_latency_ms = old.last_probe_at, old.probe_latency_ms
+        self.reported_latency_ms = old.reported_latency_ms
+        self.cooling_until, self.in_flight = old.cooling_until, old.in_flight
+        self.requests, self.tokens = old.requests, old.tokens
+        self.external_load, self.error_rate = old.external_load, old.error_rate
+        self.spend_usd, self.routed, self.outcomes = old.spend_usd, old.routed, old.outcomes
+        self.last_error = old.last_error
+
+    # -- derived figures ---------------------------------------------------------------------
+
+    def compute_blocks(self, now: float) -> int:
+        spec = self.spec
+        blocks = Block.NONE
+        if spec.disabled:
+            blocks |= Block.DISABLED
+        if self.health is Health.UNHEALTHY:
+            blocks |= Block.UNHEALTHY
+        elif self.health is Health.UNAUTHORIZED:
+            blocks |= Block.UNAUTHORIZED
+        state = self.breaker.state(now)
+        if state is CircuitState.OPEN:
+            blocks |= Block.CIRCUIT_OPEN
+        elif state is CircuitState.HALF_OPEN and self.breaker.trial is not None:
+            blocks |= Block.HALF_OPEN_TRIAL
+        if self.cooling_until is not None and now < self.cooling_until:
+            blocks |= Block.COOLING_DOWN
+        if spec.max_concurrent is not None and self.in_flight >= spec.max_concurrent:
+            blocks |= Block.AT_CAPACITY
+        if spec.rate_limit_rpm is not None and self.requests.total(now) >= spec.rate_limit_rpm:
+            blocks |= Block.RPM_EXHAUSTED
+        if spec.rate_limit_tpm is not None and self.tokens.total(now) >= spec.rate_limit_tpm:
+            blocks |= Block.TPM_EXHAUSTED
+        return blocks
+
+    def next_change(self, now: float) -> float | None:
+        """The next moment at which eligibility or headroom changes with no event."""
+        times: list[float] = []
+        if self.breaker.open_until is not None and now < self.breaker.open_until:
+            times.append(self.breaker.open_until)
+        if self.cooling_until is not None and now < self.cooling_until:
+            times.append(self.cooling_until)
+        if self.spec.rate_limit_rpm is not None:
+            expiry = self.requests.next_expiry()
+            if expiry is not None:
+                times.append(expiry)
+        if self.spec.rate_limit_tpm is not None:
+            expiry = self.tokens.next_expiry()
+            if expiry is not None:
+                times.append(expiry)
+        return min(times) if times else None
+
+    def latency_ms(self) -> float:
+        """Measured latency if any: reported outcomes first, probes next, then the prior."""
+        if self.reported_latency_ms is not None:
+            return self.reported_latency_ms
+        if self.probe_latency_ms is not None:
+            return self.probe_latency_ms
+        if self.spec.avg_latency_ms is not None:
+            return self.spec.avg_latency_ms
+        return DEFAULT_LATENCY_MS
+
+    def load(self) -> float:
+        capacity = self.spec.max_concurrent or DEFAULT_CAPACITY
+        return max(self.in_flight / capacity, self.external_load)
+
+    def headroom(self, now: float) -> float:
+        """The smaller of the RPM and TPM fractions left this minute; 1.0 with no limits."""
+        spec = self.spec
+        room = 1.0
+        if spec.rate_limit_rpm is not None:
+            room = min(room, 1.0 - self.requests.total(now) / spec.rate_limit_rpm)
+        if spec.rate_limit_tpm is not None:
+            room = min(room, 1.0 - self.tokens.total(now) / spec.rate_limit_tpm)
+        return max(room, 0.0)
+
+    def retry_at(self, now: float) -> float | None:
+        """When a blocked provider may next be tried: the end of an open circuit or cooldown."""
+        candidates = [t for t in (self.breaker.open_until, self.cooling_until)
+                      if t is not None and t > now]
+        return max(candidates) if candidates else None
+
+    def serves(self, capabilities: frozenset[str], model: str | None) -> bool:
+        if not capabilities <= self.capabilities:
+            return False
+        return model is None or not self.models or model in self.models
+
+    def update_latency(self, sample_ms: float) -> None:
+        previous = self.reported_latency_ms
+        self.reported_latency_ms = sample_ms if previous is None else (
+            previous + LATENCY_ALPHA * (sample_ms - previous))
+
+    def update_probe_latency(self, sample_ms: float) -> None:
+        previous = self.probe_latency_ms
+        self.probe_latency_ms = sample_ms if previous is None else (
+            previous + LATENCY_ALPHA * (sample_ms - previous))

@@ -1,0 +1,523 @@
+"""The routing table: providers, policies and their pools, and the one place that mutates them.
+
+Every public method takes the current time from the injected clock, first applies whatever
+became due since the last call (circuits turning half-open, cooldowns and rate windows ending,
+leases expiring), then does its work. Nothing here performs I/O, so the same table serves the
+embedded API, standalone mode and the operator, and tests drive time by hand.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from provider_router.api import CircuitState, LLMProviderSpec, RoutingPolicySpec, Strategy
+from provider_router.engine._decision import (
+    Candidate,
+    NoProviderAvailable,
+    Outcome,
+    OutcomeKind,
+    ProbeResult,
+    ReportResult,
+    Role,
+    RouteDecision,
+    RouteRequest,
+    UnknownLease,
+    UnknownPolicy,
+    UnknownProvider,
+)
+from provider_router.engine._policy import MAX_POOLS_PER_POLICY, PolicyState, PoolEntry
+from provider_router.engine._reasons import (
+    MISSING_CAPABILITY,
+    MODEL_NOT_SERVED,
+    Block,
+    reasons,
+)
+from provider_router.engine._state import Health, ProviderKey, ProviderState
+
+Clock = Callable[[], float]
+
+DEFAULT_LEASE_TTL = 120.0
+DEFAULT_BREAKER = (3, 30.0)
+
+
+@dataclass(slots=True)
+class Lease:
+    lease_id: str
+    provider: ProviderKey
+    state: ProviderState
+    """The provider as it was when leased: its prices still apply if it has left since."""
+    incarnation: int
+    policy: tuple[str, str]
+    expires_at: float
+    trial: bool
+
+
+class RoutingTable:
+    """Providers and policies by namespace, with the live state that routing depends on."""
+
+    def __init__(self, clock: Clock = time.monotonic, rng: random.Random | None = None,
+                 lease_ttl: float = DEFAULT_LEASE_TTL) -> None:
+        self.clock = clock
+        self.lease_ttl = lease_ttl
+        self._rng = rng or random.Random()
+        self._providers: dict[ProviderKey, ProviderState] = {}
+        self._policies: dict[tuple[str, str], PolicyState] = {}
+        self._providers_in: dict[str, set[ProviderKey]] = {}
+        self._policies_in: dict[str, set[tuple[str, str]]] = {}
+        self._entries_of: dict[ProviderKey, set[PoolEntry]] = {}
+        self._timers: list[tuple[float, ProviderKey]] = []
+        self._scheduled: dict[ProviderKey, float] = {}
+        self._leases: dict[str, Lease] = {}
+        self._lease_heap: list[tuple[float, str]] = []
+        self._lease_prefix = secrets.token_hex(4)
+        self._lease_seq = itertools.count(1)
+        self._incarnations = itertools.count(1)
+        self._incarnation_of: dict[ProviderKey, int] = {}
+        self.version = 0
+        """Bumped on every change to the set of resources; lets edges cache derived views."""
+
+    # -- resources ---------------------------------------------------------------------------
+
+    def upsert_provider(self, namespace: str, name: str, spec: LLMProviderSpec,
+                        labels: dict[str, str] | None = None,
+                        generation: int | None = None) -> bool:
+        """Add or replace a provider; returns False when nothing routing-relevant changed."""
+        key = (namespace, name)
+        old = self._providers.get(key)
+        new_labels = dict(labels or {})
+        if old is not None and old.spec == spec and dict(old.labels) == new_labels:
+            old.generation = generation
+            return False
+        state = ProviderState(key, spec, new_labels, generation)
+        if old is not None:
+            state.adopt_runtime(old)
+        else:
+            self._incarnation_of[key] = next(self._incarnations)
+        self._providers[key] = state
+        self._providers_in.setdefault(namespace, set()).add(key)
+        self.version += 1
+        for policy in self._namespace_policies(namespace):
+            was = key in policy.selected
+            now_selected = policy.spec.provider_selector.matches(state.labels)
+            if now_selected:
+                policy.selected.add(key)
+            else:
+                policy.selected.discard(key)
+            if was or now_selected:
+                self._drop_entries(policy)
+        self._configure_breaker(state)
+        self._touch(state, self.clock())
+        return True
+
+    def remove_provider(self, namespace: str, name: str) -> bool:
+        key = (namespace, name)
+        if self._providers.pop(key, None) is None:
+            return False
+        self._incarnation_of.pop(key, None)
+        self._scheduled.pop(key, None)
+        self._providers_in[namespace].discard(key)
+        self.version += 1
+        for policy in self._namespace_policies(namespace):
+            if key in policy.selected:
+                policy.selected.discard(key)
+                self._drop_entries(policy)
+        return True
+
+    def upsert_policy(self, namespace: str, name: str, spec: RoutingPolicySpec,
+                      generation: int | None = None) -> bool:
+        key = (namespace, name)
+        old = self._policies.get(key)
+        if old is not None and old.spec == spec:
+            old.generation = generation
+            return False
+        state = PolicyState(key, spec, generation)
+        if old is not None:
+            state.spend_total, state.routed, state.unrouted = (
+                old.spend_total, old.routed, old.unrouted)
+            if old.spend is not None and state.spend is not None and (
+                    old.spend.span == state.spend.span):
+                state.spend = old.spend
+            self._drop_entries(old)
+        self._policies[key] = state
+        self._policies_in.setdefault(namespace, set()).add(key)
+        self.version += 1
+        selector = spec.provider_selector
+        state.selected = {k for k in self._providers_in.get(namespace, ())
+                          if selector.matches(self._providers[k].labels)}
+        for provider_key in state.selected | (old.selected if old else set()):
+            self._configure_breaker(self._providers[provider_key])
+        return True
+
+    def remove_policy(self, namespace: str, name: str) -> bool:
+        state = self._policies.pop((namespace, name), None)
+        if state is None:
+            return False
+        self._drop_entries(state)
+        self._policies_in[namespace].discard(state.key)
+        self.version += 1
+        for provider_key in state.selected:
+            self._configure_breaker(self._providers[provider_key])
+        return True
+
+    def provider(self, namespace: str, name: str) -> ProviderState:
+        state = self._providers.get((namespace, name))
+        if state is None:
+            raise UnknownProvider(namespace, name)
+        return state
+
+    def policy(self, namespace: str, name: str) -> PolicyState:
+        state = self._policies.get((namespace, name))
+        if state is None:
+            raise UnknownPolicy(namespace, name)
+        return state
+
+    def providers(self) -> list[ProviderState]:
+        self._advance(self.clock())
+        return [self._providers[k] for k in sorted(self._providers)]
+
+    def policies(self) -> list[PolicyState]:
+        self._advance(self.clock())
+        return [self._policies[k] for k in sorted(self._policies)]
+
+    def policies_selecting(self, key: ProviderKey) -> list[PolicyState]:
+        return [p for p in self._namespace_policies(key[0]) if key in p.selected]
+
+    def probe_interval(self, namespace: str, name: str) -> float:
+        """The provider's own interval, capped by every policy that selects it."""
+        state = self.provider(namespace, name)
+        caps = [p.spec.health_check_interval_seconds for p in self.policies_selecting(state.key)]
+        return float(min([state.spec.health_check.interval_seconds, *caps]))
+
+    # -- routing -----------------------------------------------------------------------------
+
+    def route(self, request: RouteRequest) -> RouteDecision:
+        now = self.clock()
+        self._advance(now)
+        policy = self._resolve_policy(request.namespace, request.policy)
+        spec = policy.spec
+        capabilities, model = policy.requirements_for(request.capabilities, request.model)
+        entry = self._entry_for(policy, capabilities, model, now)
+        want = 1 + (spec.failover.max_fallbacks if spec.failover.enabled else 0)
+        slots, sticky = self._choose(policy, entry, request.session, want, now)
+        if not slots:
+            policy.unrouted += 1
+            raise NoProviderAvailable(policy.key[1], policy.key[0],
+                                      self._explain(policy, entry, capabilities, model, []))
+        members = entry.members
+        primary = members[slots[0]]
+        fallbacks = tuple(
+            members[s].target_for(model) for s in slots[1:]
+            if members[s].breaker.state(now) is not CircuitState.HALF_OPEN)
+        lease_id = self._acquire(primary, policy, now) if request.lease else None
+        primary.requests.add(now)
+        primary.routed += 1
+        policy.routed += 1
+        self._touch(primary, now)
+        return RouteDecision(
+            target=primary.target_for(model), fallbacks=fallbacks, policy=policy.key[1],
+            namespace=policy.key[0], strategy=entry.strategy, lease_id=lease_id, sticky=sticky,
+            candidates=(self._explain(policy, entry, capabilities, model, slots)
+                        if request.explain else None))
+
+    def explain(self, request: RouteRequest) -> tuple[Candidate, ...]:
+        """Why each selected provider would or would not take ``request`` now; changes nothing."""
+        now = self.clock()
+        self._advance(now)
+        policy = self._resolve_policy(request.namespace, request.policy)
+        capabilities, model = policy.requirements_for(request.capabilities, request.model)
+        entry = self._entry_for(policy, capabilities, model, now)
+        return self._explain(policy, entry, capabilities, model, [])
+
+    def _resolve_policy(self, namespace: str, name: str | None) -> PolicyState:
+        if name:
+            state = self._policies.get((namespace, name))
+            if state is None:
+                raise UnknownPolicy(namespace, name)
+            return state
+        defaults = sorted(k for k, p in self._policies.items()
+                          if k[0] == namespace and p.spec.default)
+        if not defaults:
+            raise UnknownPolicy(namespace, None)
+        return self._policies[defaults[0]]
+
+    def _entry_for(self, policy: PolicyState, capabilities: frozenset[str], model: str | None,
+                   now: float) -> PoolEntry:
+        key = (capabilities, model)
+        over, throttled = policy.budget_state(now)
+        entry = policy.entries.get(key)
+        if entry is not None and entry.over_budget == over and entry.throttled == throttled:
+            return entry
+        if entry is not None:
+            self._drop_entry(entry)
+        members = [self._providers[k] for k in sorted(policy.selected)
+                   if self._providers[k].serves(capabilities, model)]
+        entry = PoolEntry(policy, key, members, now, over, throttled, self._rng)
+        policy.entries[key] = entry
+        for member in members:
+            self._entries_of.setdefault(member.key, set()).add(entry)
+        if len(policy.entries) > MAX_POOLS_PER_POLICY:
+            self._drop_entry(next(iter(policy.entries.values())))
+        return entry
+
+    def _choose(self, policy: PolicyState, entry: PoolEntry, session: str | None, want: int,
+                now: float) -> tuple[list[int], bool]:
+        sticky_enabled = policy.spec.sticky_sessions.enabled
+        if session and (sticky_enabled or entry.strategy is Strategy.WEIGHTED):
+            slot: int | None = None
+            if sticky_enabled:
+                remembered = policy.sticky.get(session)
+                if remembered is not None and remembered[1] > now:
+                    candidate = entry.slot_of.get(remembered[0])
+                    if candidate is not None and candidate in entry.pool:
+                        slot = candidate
+            if slot is None:
+                slot = entry.session_slot(session)
+            if slot is not None:
+                if sticky_enabled:
+                    policy.remember_session(session, entry.members[slot].key, now)
+                return [slot, *entry.pool.order_after(slot, want - 1)], True
+        return entry.pool.pick(want), False
+
+    def _explain(self, policy: PolicyState, entry: PoolEntry, capabilities: frozenset[str],
+                 model: str | None, chosen: list[int]) -> tuple[Candidate, ...]:
+        now = self.clock()
+        roles = {s: (Role.PRIMARY if i == 0 else Role.FALLBACK) for i, s in enumerate(chosen)}
+        out: list[Candidate] = []
+        for key in sorted(policy.selected):
+            state = self._providers[key]
+            slot = entry.slot_of.get(key)
+            if slot is None:
+                missing = sorted(capabilities - state.capabilities)
+                if missing:
+                    out.append(Candidate(key[1], key[0], Role.EXCLUDED, (MISSING_CAPABILITY,),
+                                         f"lacks {', '.join(missing)}"))
+                else:
+                    out.append(Candidate(key[1], key[0], Role.EXCLUDED, (MODEL_NOT_SERVED,),
+                                         f"does not serve model {model}"))
+                continue
+            blocks = entry.blocks_of(state)
+            if blocks:
+                out.append(Candidate(key[1], key[0], Role.EXCLUDED, tuple(reasons(blocks)),
+                                     self._detail(state, blocks, now)))
+            else:
+                out.append(Candidate(key[1], key[0], roles.get(slot, Role.STANDBY), (),
+                                     f"ranked by {entry.strategy.value}"))
+        return tuple(out)
+
+    @staticmethod
+    def _detail(state: ProviderState, blocks: int, now: float) -> str:
+        parts: list[str] = []
+        if blocks & (Block.UNHEALTHY | Block.UNAUTHORIZED) and state.health_message:
+            parts.append(state.health_message)
+        retry = state.retry_at(now)
+        if retry is not None:
+            parts.append(f"retry in {retry - now:.1f}s")
+        if blocks & Block.AT_CAPACITY:
+            parts.append(f"{state.in_flight}/{state.spec.max_concurrent} in flight")
+        if blocks & Block.RPM_EXHAUSTED:
+            parts.append(f"{state.requests.total(now):.0f}/{state.spec.rate_limit_rpm} rpm")
+        if blocks & Block.TPM_EXHAUSTED:
+            parts.append(f"{state.tokens.total(now):.0f}/{state.spec.rate_limit_tpm} tpm")
+        if blocks & Block.OVER_BUDGET:
+            parts.append("policy budget spent")
+        return "; ".join(parts)
+
+    # -- leases and outcomes -----------------------------------------------------------------
+
+    def _acquire(self, state: ProviderState, policy: PolicyState, now: float) -> str:
+        lease_id = f"{self._lease_prefix}-{next(self._lease_seq)}"
+        trial = state.breaker.state(now) is CircuitState.HALF_OPEN
+        if trial:
+            state.breaker.begin_trial(lease_id)
+        expires = now + self.lease_ttl
+        self._leases[lease_id] = Lease(lease_id, state.key, state, self._incarnation_of[state.key],
+                                       policy.key, expires, trial)
+        heapq.heappush(self._lease_heap, (expires, lease_id))
+        state.in_flight += 1
+        return lease_id
+
+    def _release(self, lease: Lease) -> ProviderState | None:
+        state = self._providers.get(lease.provider)
+        if state is None or self._incarnation_of.get(lease.provider) != lease.incarnation:
+            return None  # the provider left (or was replaced) while the lease was out
+        state.in_flight = max(0, state.in_flight - 1)
+        return state
+
+    def report(self, outcome: Outcome) -> ReportResult:
+        now = self.clock()
+        self._advance(now)
+        policy: PolicyState | None = None
+        released = False
+        if outcome.lease_id is not None:
+            lease = self._leases.pop(outcome.lease_id, None)
+            if lease is None:
+                raise UnknownLease(outcome.lease_id)
+            released = True
+            policy = self._policies.get(lease.policy)
+            state = self._release(lease)
+            if state is None:
+                cost = self._record_spend(lease.state, policy, outcome, now)
+                return ReportResult(lease.provider[1], lease.provider[0], True, "Unknown", cost)
+            if lease.trial and outcome.outcome is OutcomeKind.RATE_LIMITED:
+                state.breaker.end_trial(lease.lease_id)
+        elif outcome.provider is not None:
+            state = self.provider(outcome.namespace, outcome.provider)
+            if outcome.policy is not None:
+                policy = self._policies.get((outcome.namespace, outcome.policy))
+            state.requests.add(now)
+        else:
+            raise ValueError("a report needs a leaseId, or a provider and its namespace")
+        cost = self._apply_outcome(state, policy, outcome, now)
+        self._touch(state, now)
+        return ReportResult(state.key[1], state.key[0], released,
+                            state.breaker.state(now).value, cost)
+
+    def _apply_outcome(self, state: ProviderState, policy: PolicyState | None,
+                       outcome: Outcome, now: float) -> float:
+        kind = outcome.outcome
+        state.outcomes[kind.value] = state.outcomes.get(kind.value, 0) + 1
+        if kind is OutcomeKind.SUCCESS:
+            state.breaker.record_success()
+            if outcome.latency_ms is not None:
+                state.update_latency(outcome.latency_ms)
+        elif kind is OutcomeKind.RATE_LIMITED:
+            cooldown = (outcome.retry_after_seconds if outcome.retry_after_seconds is not None
+                        else float(policy.spec.failover.cooldown_seconds) if policy is not None
+                        else state.breaker.cooldown)
+            until = now + cooldown
+            state.cooling_until = max(state.cooling_until or until, until)
+            state.last_error = "rate limited" + (f" (HTTP {outcome.status_code})"
+                                                 if outcome.status_code else "")
+        else:
+            state.breaker.record_failure(now)
+            code = f" (HTTP {outcome.status_code})" if outcome.status_code else ""
+            state.last_error = f"{kind.value}{code} reported by a workload"
+        return self._record_spend(state, policy, outcome, now)
+
+    def _record_spend(self, state: ProviderState, policy: PolicyState | None, outcome: Outcome,
+                      now: float) -> float:
+        tokens = outcome.input_tokens + outcome.output_tokens
+        if tokens <= 0:
+            return 0.0
+        state.tokens.add(now, tokens)
+        cost = (outcome.input_tokens * state.spec.input_cost_per1k
+                + outcome.output_tokens * state.spec.output_cost_per1k) / 1000.0
+        state.spend_usd += cost
+        if policy is not None:
+            policy.spend_total += cost
+            if policy.spend is not None:
+                policy.spend.add(now, cost)
+        return cost
+
+    def record_probe(self, namespace: str, name: str, result: ProbeResult) -> ProviderState:
+        now = self.clock()
+        self._advance(now)
+        state = self.provider(namespace, name)
+        check = state.spec.health_check
+        state.last_probe_at = now
+        if result.ok:
+            state.probe_failures = 0
+            state.probe_successes += 1
+            if result.latency_ms is not None:
+                state.update_probe_latency(result.latency_ms)
+            if state.probe_successes >= check.success_threshold:
+                state.health, state.health_message = Health.HEALTHY, result.message
+            if state.breaker.state(now) is not CircuitState.OPEN:
+                state.breaker.record_success()
+        else:
+            state.probe_successes = 0
+            state.probe_failures += 1
+            state.last_error = result.message or result.reason
+            if result.unauthorized:
+                state.health, state.health_message = Health.UNAUTHORIZED, result.message
+            else:
+                if state.probe_failures >= check.failure_threshold:
+                    state.health, state.health_message = Health.UNHEALTHY, result.message
+                state.breaker.record_failure(now)
+        self._touch(state, now)
+        return state
+
+    def set_metrics(self, namespace: str, name: str, *, avg_latency_ms: float | None = None,
+                    error_rate: float | None = None, load: float | None = None) -> None:
+        """Overwrite measured figures, for callers that measure outside the router."""
+        now = self.clock()
+        state = self.provider(namespace, name)
+        if avg_latency_ms is not None:
+            state.reported_latency_ms = avg_latency_ms
+        if error_rate is not None:
+            state.error_rate = error_rate
+        if load is not None:
+            state.external_load = load
+        self._touch(state, now)
+
+    def in_flight_leases(self) -> int:
+        self._advance(self.clock())
+        return len(self._leases)
+
+    # -- bookkeeping -------------------------------------------------------------------------
+
+    def _advance(self, now: float) -> None:
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            due, key = heapq.heappop(timers)
+            if self._scheduled.get(key) == due:
+                del self._scheduled[key]
+                state = self._providers.get(key)
+                if state is not None:
+                    self._touch(state, now)
+        leases = self._lease_heap
+        while leases and leases[0][0] <= now:
+            _, lease_id = heapq.heappop(leases)
+            lease = self._leases.pop(lease_id, None)
+            if lease is not None:
+                state = self._release(lease)
+                if state is not None:
+                    if lease.trial:
+                        state.breaker.end_trial(lease_id)
+                    self._touch(state, now)
+
+    def _touch(self, state: ProviderState, now: float) -> None:
+        """Recompute one provider's eligibility and push it into every pool that holds it."""
+        state.blocks = state.compute_blocks(now)
+        for entry in self._entries_of.get(state.key, ()):
+            entry.update(state, now)
+        wake = state.next_change(now)
+        if wake is not None:
+            scheduled = self._scheduled.get(state.key)
+            if scheduled is None or wake < scheduled:
+                self._scheduled[state.key] = wake
+                heapq.heappush(self._timers, (wake, state.key))
+
+    def _namespace_policies(self, namespace: str) -> list[PolicyState]:
+        return [self._policies[k] for k in self._policies_in.get(namespace, ())]
+
+    def _configure_breaker(self, state: ProviderState) -> None:
+        """A provider shared by several policies uses the strictest breaker among them: the
+        lowest failure threshold and the longest cooldown."""
+        failovers = [p.spec.failover for p in self.policies_selecting(state.key)
+                     if p.spec.failover.enabled]
+        if failovers:
+            state.breaker.threshold = min(f.failure_threshold for f in failovers)
+            state.breaker.cooldown = float(max(f.cooldown_seconds for f in failovers))
+        else:
+            state.breaker.threshold, state.breaker.cooldown = DEFAULT_BREAKER
+
+    def _drop_entries(self, policy: PolicyState) -> None:
+        for entry in policy.entries_iter():
+            self._drop_entry(entry)
+
+    def _drop_entry(self, entry: PoolEntry) -> None:
+        entry.policy.entries.pop(entry.key, None)
+        for member in entry.members:
+            holders = self._entries_of.get(member.key)
+            if holders is not None:
+                holders.discard(entry)
+                if not holders:
+                    del self._entries_of[member.key]
+

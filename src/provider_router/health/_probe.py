@@ -1,0 +1,72 @@
+"""One health probe of one provider over HTTP.
+
+The verdict separates "the provider is down" from "our credential is wrong" (401/403), because
+the fixes differ: one pages the provider's owner, the other the platform team. The credential is
+sent only to the provider it belongs to and never appears in a verdict's message.
+"""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from provider_router.api import ApiFormat, LLMProviderSpec
+from provider_router.engine import ProbeResult
+
+ANTHROPIC_VERSION = "2023-06-01"
+
+
+def probe_url(spec: LLMProviderSpec) -> str:
+    """The probe URL, without doubling a ``/v1`` that the base URL already ends in."""
+    base = spec.base_url.rstrip("/")
+    path = spec.probe_path
+    if base.endswith("/v1") and (path == "/v1" or path.startswith("/v1/")):
+        path = path[3:]
+    return base + path
+
+
+def auth_headers(api_format: ApiFormat, credential: str | None) -> dict[str, str]:
+    if not credential:
+        return {}
+    if api_format is ApiFormat.ANTHROPIC:
+        return {"x-api-key": credential, "anthropic-version": ANTHROPIC_VERSION}
+    return {"Authorization": f"Bearer {credential}"}
+
+
+def _scrub(message: str, credential: str | None) -> str:
+    return message.replace(credential, "***") if credential else message
+
+
+async def probe(client: httpx.AsyncClient, spec: LLMProviderSpec,
+                credential: str | None = None) -> ProbeResult:
+    """GET the provider's probe path once and judge the answer."""
+    url = probe_url(spec)
+    timeout = float(spec.health_check.timeout_seconds)
+    started = time.perf_counter()
+    try:
+        response = await client.get(url, headers=auth_headers(spec.api_format, credential),
+                                    timeout=timeout)
+    except httpx.TimeoutException:
+        return ProbeResult(False, None, "Timeout", f"no answer from {url} within {timeout:g}s")
+    except httpx.ConnectError as error:
+        text = str(error) or type(error).__name__
+        reason = "ConnectionRefused" if "refused" in text.lower() else "ConnectionFailed"
+        return ProbeResult(False, None, reason, _scrub(f"cannot connect to {url}: {text}",
+                                                       credential))
+    except httpx.HTTPError as error:
+        text = str(error) or type(error).__name__
+        return ProbeResult(False, None, "ConnectionReset",
+                           _scrub(f"{url} broke the connection: {text}", credential))
+    latency_ms = (time.perf_counter() - started) * 1000.0
+    code = response.status_code
+    if 200 <= code < 300:
+        return ProbeResult(True, latency_ms, "ProbeSucceeded", f"HTTP {code} from {url}")
+    if code == 429:
+        # Up and answering, merely throttled: not a health failure.
+        return ProbeResult(True, latency_ms, "RateLimited", f"HTTP 429 from {url}")
+    if code in (401, 403):
+        return ProbeResult(False, latency_ms, "Unauthorized",
+                           f"HTTP {code} from {url}: the credential was refused", True)
+    reason = "ServerError" if code >= 500 else "UnexpectedStatus"
+    return ProbeResult(False, latency_ms, reason, f"HTTP {code} from {url}")
