@@ -1,7 +1,18 @@
 """API types for ``router.zoeyos.io/v1alpha1``: the single source of truth for the CRDs."""
 
+from provider_router.api._crd import (
+    KINDS,
+    KindInfo,
+    PrinterColumn,
+    UnsupportedSchemaError,
+    all_crds,
+    crd_for,
+    render_yaml,
+    write_crds,
+)
 from provider_router.api._meta import (
     API_VERSION,
+    CONDITIONS_LIST,
     GROUP,
     VERSION,
     Condition,
@@ -39,7 +50,9 @@ from provider_router.api.routingpolicy import (
 
 __all__ = [
     "API_VERSION",
+    "CONDITIONS_LIST",
     "GROUP",
+    "KINDS",
     "VERSION",
     "ApiFormat",
     "Budget",
@@ -49,6 +62,7 @@ __all__ = [
     "ConditionStatus",
     "Failover",
     "HealthCheck",
+    "KindInfo",
     "KubeModel",
     "LLMProvider",
     "LLMProviderSpec",
@@ -57,6 +71,7 @@ __all__ = [
     "LabelSelectorRequirement",
     "ObjectMeta",
     "Pricing",
+    "PrinterColumn",
     "ProviderCounts",
     "ProviderHealth",
     "Requirements",
@@ -67,5 +82,10 @@ __all__ = [
     "SelectorOperator",
     "StickySessions",
     "Strategy",
+    "UnsupportedSchemaError",
+    "all_crds",
+    "crd_for",
     "default_probe_path",
+    "render_yaml",
+    "write_crds",
 ]

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
 
 GROUP = "router.zoeyos.io"
 VERSION = "v1alpha1"
@@ -21,7 +22,8 @@ API_VERSION = f"{GROUP}/{VERSION}"
 
 
 class KubeModel(BaseModel):
-    """Base for every API type: camelCase on the wire, snake_case in Python, unknown keys refused."""
+    """Base for every API type: camelCase on the wire, snake_case in Python, unknown keys
+    refused."""
 
     model_config = ConfigDict(
         alias_generator=AliasGenerator(alias=to_camel),
@@ -69,6 +71,24 @@ class SelectorOperator(StrEnum):
 
 
 class LabelSelectorRequirement(KubeModel):
+    """One ``key operator values`` term of a label selector (``metav1``'s requirement)."""
+
+    # The API server's copy of ``_values_fit_operator`` below, so kubectl gets the same answer.
+    model_config = KubeModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.operator in ['In', 'NotIn'] ? "
+                            "(has(self.values) && size(self.values) > 0) : "
+                            "(!has(self.values) || size(self.values) == 0)",
+                    "message": "values must be non-empty for operators In and NotIn, "
+                               "and empty for Exists and DoesNotExist",
+                    "fieldPath": ".values",
+                }
+            ]
+        }
+    }
+
     key: LabelKey
     operator: SelectorOperator
     values: list[LabelValue] = Field(default_factory=list)
@@ -95,7 +115,8 @@ class LabelSelectorRequirement(KubeModel):
 
 
 class LabelSelector(KubeModel):
-    """``metav1.LabelSelector``: the requirements are ANDed; an empty selector matches everything."""
+    """``metav1.LabelSelector``: the requirements are ANDed; an empty selector matches
+    everything."""
 
     match_labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
     match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list)
@@ -104,6 +125,14 @@ class LabelSelector(KubeModel):
         return all(labels.get(k) == v for k, v in self.match_labels.items()) and all(
             expr.matches(labels) for expr in self.match_expressions
         )
+
+
+# CRD list markers for a ``conditions`` field (kubebuilder's ``+listType=map``,
+# ``+listMapKey=type``): at most one condition per type, merged per type by server-side apply.
+CONDITIONS_LIST: JsonDict = {
+    "x-kubernetes-list-type": "map",
+    "x-kubernetes-list-map-keys": ["type"],
+}
 
 
 class ConditionStatus(StrEnum):

@@ -12,7 +12,12 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from provider_router.api._meta import API_VERSION, Condition, KubeModel, ObjectMeta
+from provider_router.api._meta import (
+    CONDITIONS_LIST,
+    Condition,
+    KubeModel,
+    ObjectMeta,
+)
 
 _URL_PATTERN = r"^https?://[^\s/?#@]+(:[0-9]{1,5})?(/[^\s]*)?$"
 
@@ -43,7 +48,8 @@ PositiveInt = Annotated[int, Field(ge=1)]
 
 
 class Pricing(KubeModel):
-    """USD per 1k tokens, split by direction. Either side unset falls back to ``costPer1kTokens``."""
+    """USD per 1k tokens, split by direction. Either side unset falls back to
+    ``costPer1kTokens``."""
 
     input: NonNegativeFloat | None = None
     output: NonNegativeFloat | None = None
@@ -56,7 +62,10 @@ class HealthCheck(KubeModel):
         "json_schema_extra": {
             "x-kubernetes-validations": [
                 {
-                    "rule": "self.timeoutSeconds <= self.intervalSeconds",
+                    # has() guards: the API server also checks the CRD's ``default: {}`` for
+                    # healthCheck against this rule, before the nested defaults are filled in.
+                    "rule": "!has(self.timeoutSeconds) || !has(self.intervalSeconds) || "
+                            "self.timeoutSeconds <= self.intervalSeconds",
                     "message": "timeoutSeconds must not exceed intervalSeconds",
                     "fieldPath": ".timeoutSeconds",
                 }
@@ -87,13 +96,17 @@ class SecretKeyRef(KubeModel):
 
 
 class LLMProviderSpec(KubeModel):
+    """What the back-end is and what it may take: capabilities, models, price and limits."""
+
     base_url: Annotated[str, Field(alias="baseURL", pattern=_URL_PATTERN, max_length=2048,
                                    description="Root URL of the back-end, http or https.")]
     api_format: ApiFormat = ApiFormat.OPENAI
     capabilities: list[Annotated[str, Field(min_length=1, max_length=63)]] = Field(
-        default_factory=list, description="What it can do: chat, embeddings, vision, ...")
+        default_factory=list, description="What it can do: chat, embeddings, vision, ...",
+        json_schema_extra={"x-kubernetes-list-type": "set"})
     models: list[Annotated[str, Field(min_length=1, max_length=253)]] = Field(
-        default_factory=list, description="Models it serves. Empty means any model.")
+        default_factory=list, description="Models it serves. Empty means any model.",
+        json_schema_extra={"x-kubernetes-list-type": "set"})
     priority: Annotated[int, Field(ge=-1000000, le=1000000)] = 0
     weight: Annotated[int, Field(ge=0, le=1000000)] = 1
     cost_per1k_tokens: Annotated[float, Field(alias="costPer1kTokens", ge=0)] = 0.0
@@ -157,13 +170,17 @@ class ProviderHealth(KubeModel):
 
 
 class LLMProviderStatus(KubeModel):
+    """What the operator has learned about the back-end: conditions, probe results, circuit."""
+
     observed_generation: Annotated[int, Field(ge=0)] | None = None
-    conditions: list[Condition] = Field(default_factory=list)
+    conditions: list[Condition] = Field(default_factory=list, json_schema_extra=CONDITIONS_LIST)
     health: ProviderHealth | None = None
 
 
 class LLMProvider(KubeModel):
-    api_version: Literal["router.zoeyos.io/v1alpha1"] = API_VERSION
+    """One LLM back-end that workloads may be routed to."""
+
+    api_version: Literal["router.zoeyos.io/v1alpha1"] = "router.zoeyos.io/v1alpha1"
     kind: Literal["LLMProvider"] = "LLMProvider"
     metadata: ObjectMeta
     spec: LLMProviderSpec

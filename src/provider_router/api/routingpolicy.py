@@ -7,7 +7,13 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from provider_router.api._meta import API_VERSION, Condition, KubeModel, LabelSelector, ObjectMeta
+from provider_router.api._meta import (
+    CONDITIONS_LIST,
+    Condition,
+    KubeModel,
+    LabelSelector,
+    ObjectMeta,
+)
 
 
 class Strategy(StrEnum):
@@ -60,6 +66,8 @@ class StickySessions(KubeModel):
 
 
 class RoutingPolicySpec(KubeModel):
+    """Which providers a request under this policy may go to, and how one of them is picked."""
+
     strategy: Strategy = Strategy.ROUND_ROBIN
     provider_selector: LabelSelector = Field(default_factory=LabelSelector)
     requirements: Requirements = Field(default_factory=Requirements)
@@ -77,14 +85,18 @@ class ProviderCounts(KubeModel):
 
 
 class RoutingPolicyStatus(KubeModel):
+    """What the operator has observed for this policy: conditions, provider counts, spend."""
+
     observed_generation: Annotated[int, Field(ge=0)] | None = None
-    conditions: list[Condition] = Field(default_factory=list)
+    conditions: list[Condition] = Field(default_factory=list, json_schema_extra=CONDITIONS_LIST)
     providers: ProviderCounts | None = None
     spend_usd: float | None = Field(default=None, alias="spendUSD", ge=0)
 
 
 class RoutingPolicy(KubeModel):
-    api_version: Literal["router.zoeyos.io/v1alpha1"] = API_VERSION
+    """Which providers a request may go to, and how one is picked."""
+
+    api_version: Literal["router.zoeyos.io/v1alpha1"] = "router.zoeyos.io/v1alpha1"
     kind: Literal["RoutingPolicy"] = "RoutingPolicy"
     metadata: ObjectMeta
     spec: RoutingPolicySpec = Field(default_factory=RoutingPolicySpec)

@@ -7,6 +7,7 @@ providers in its namespace, changes.
 
 from __future__ import annotations
 
+import bisect
 import random
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -60,6 +61,10 @@ class PoolEntry:
         self._sessions: dict[str, int] = {}
         for member in members:
             self.update(member, now)
+        last = policy.last_pick.get(key)
+        if last is not None:
+            # Slots follow provider names, so the turn resumes after the last provider picked.
+            self.pool.resume(bisect.bisect_right([m.key for m in members], last))
 
     def blocks_of(self, state: ProviderState) -> int:
         blocks = state.blocks & ~self.ignore
@@ -107,6 +112,7 @@ class PolicyState:
         self.unrouted = 0
         self.entries: OrderedDict[PoolKey, PoolEntry] = OrderedDict()
         self.sticky: dict[str, tuple[ProviderKey, float]] = {}
+        self.last_pick: dict[PoolKey, ProviderKey] = {}
         self._requirements: dict[tuple[tuple[str, ...], str | None], PoolKey] = {}
 
     def requirements_for(self, capabilities: tuple[str, ...], model: str | None) -> PoolKey:

@@ -27,6 +27,7 @@ class Pool(Protocol):
     def __len__(self) -> int: ...
     def members(self) -> Iterator[int]: ...
     def pick(self, count: int) -> list[int]: ...
+    def resume(self, cursor: int) -> None: ...
     def order_after(self, first: int, count: int) -> list[int]: ...
 
 
@@ -62,6 +63,10 @@ class RankedPool:
 
     def members(self) -> Iterator[int]:
         return (slot for _, slot in self._sorted)
+
+    def resume(self, cursor: int) -> None:
+        """Continue the rotation from ``cursor``, where a replaced pool left off."""
+        self._cursor = cursor
 
     def pick(self, count: int) -> list[int]:
         """The next ``count`` slots in turn: the rotated best tie group, then the rest by rank."""
@@ -150,6 +155,9 @@ class WeightedPool:
                 chosen.append(first)
             chosen.extend(zero[: count - len(chosen)])
         return chosen
+
+    def resume(self, cursor: int) -> None:
+        """Draws are independent; there is no turn to resume."""
 
     def order_after(self, first: int, count: int) -> list[int]:
         """Fallbacks after a session-pinned ``first``: heaviest first, so they are stable too."""

@@ -218,6 +218,7 @@ class RoutingTable:
         primary.requests.add(now)
         primary.routed += 1
         policy.routed += 1
+        policy.last_pick[entry.key] = primary.key
         self._touch(primary, now)
         return RouteDecision(
             target=primary.target_for(model), fallbacks=fallbacks, policy=policy.key[1],
@@ -263,6 +264,8 @@ class RoutingTable:
             self._entries_of.setdefault(member.key, set()).add(entry)
         if len(policy.entries) > MAX_POOLS_PER_POLICY:
             self._drop_entry(next(iter(policy.entries.values())))
+            if len(policy.last_pick) > MAX_POOLS_PER_POLICY * 8:
+                policy.last_pick.clear()
         return entry
 
     def _choose(self, policy: PolicyState, entry: PoolEntry, session: str | None, want: int,

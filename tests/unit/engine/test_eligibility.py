@@ -1,0 +1,271 @@
+"""Every eligibility rule of DESIGN §3 step 2, and the reasons reported for each."""
+
+from __future__ import annotations
+
+import pytest
+
+from provider_router.engine import (
+    NoProviderAvailable,
+    Outcome,
+    OutcomeKind,
+    ProbeResult,
+    RouteRequest,
+    RoutingTable,
+    UnknownLease,
+    UnknownPolicy,
+)
+from support.engine import FakeClock, pick, policy, provider
+
+
+def reasons_of(table: RoutingTable, name: str, **request: object) -> tuple[str, ...]:
+    candidates = table.explain(RouteRequest(namespace="ns", **request))  # type: ignore[arg-type]
+    return next(c.reasons for c in candidates if c.name == name)
+
+
+def fail(table: RoutingTable, name: str, times: int = 1) -> None:
+    for _ in range(times):
+        table.report(Outcome(OutcomeKind.ERROR, provider=name, namespace="ns", status_code=500))
+
+
+def test_disabled_provider_is_never_routed(table: RoutingTable, add) -> None:
+    add(a={"disabled": True}, b={})
+    table.upsert_policy("ns", "p", policy())
+    assert {pick(table) for _ in range(5)} == {"b"}
+    assert reasons_of(table, "a") == ("Disabled",)
+
+
+def test_all_excluded_raises_with_a_reason_per_candidate(table: RoutingTable, add) -> None:
+    add(a={"disabled": True}, b={"capabilities": ["chat"]})
+    table.upsert_policy("ns", "p", policy())
+    with pytest.raises(NoProviderAvailable) as caught:
+        table.route(RouteRequest(namespace="ns", capabilities=("vision",)))
+    by_name = {c.name: c.reasons for c in caught.value.candidates}
+    assert by_name == {"a": ("MissingCapability",), "b": ("MissingCapability",)}
+    add(b={"capabilities": ["chat"], "maxConcurrent": 1})
+    table.route(RouteRequest(namespace="ns"))
+    with pytest.raises(NoProviderAvailable) as caught:
+        table.route(RouteRequest(namespace="ns"))
+    by_name = {c.name: c.reasons for c in caught.value.candidates}
+    assert by_name == {"a": ("Disabled",), "b": ("AtMaxConcurrent",)}
+    assert "a: Disabled" in str(caught.value)
+
+
+def test_unknown_policy_and_missing_default_are_typed_errors(table: RoutingTable, add) -> None:
+    add(a={})
+    table.upsert_policy("ns", "named", policy(default=False))
+    with pytest.raises(UnknownPolicy):
+        table.route(RouteRequest(namespace="ns"))
+    with pytest.raises(UnknownPolicy):
+        table.route(RouteRequest(namespace="ns", policy="nope"))
+    assert table.route(RouteRequest(namespace="ns", policy="named")).target.provider.name == "a"
+
+
+def test_policy_sees_only_its_own_namespace_and_selector(table: RoutingTable, add) -> None:
+    add(a={"labels": {"tier": "gold"}}, b={"labels": {"tier": "bronze"}})
+    table.upsert_provider("other", "c", provider(), {"tier": "gold"})
+    table.upsert_policy("ns", "p", policy(providerSelector={"matchLabels": {"tier": "gold"}}))
+    assert {pick(table) for _ in range(4)} == {"a"}
+    add(b={"labels": {"tier": "gold"}})  # a label change re-evaluates the selector
+    assert {pick(table) for _ in range(4)} == {"a", "b"}
+
+
+def test_unhealthy_after_failure_threshold_probes_and_healthy_again(
+        table: RoutingTable, add) -> None:
+    add(a={"healthCheck": {"failureThreshold": 2, "successThreshold": 2}}, b={})
+    table.upsert_policy("ns", "p", policy(failover={"failureThreshold": 10}))
+    down = ProbeResult(False, None, "ConnectionRefused", "refused")
+    table.record_probe("ns", "a", down)
+    assert "Unhealthy" not in reasons_of(table, "a")
+    table.record_probe("ns", "a", down)
+    assert reasons_of(table, "a") == ("Unhealthy",)
+    table.record_probe("ns", "a", ProbeResult(True, 12.0))
+    assert reasons_of(table, "a") == ("Unhealthy",)
+    table.record_probe("ns", "a", ProbeResult(True, 12.0))
+    assert reasons_of(table, "a") == ()
+
+
+def test_unauthorized_probe_excludes_at_once_with_its_own_reason(
+        table: RoutingTable, add) -> None:
+    add(a={}, b={})
+    table.upsert_policy("ns", "p", policy())
+    table.record_probe("ns", "a", ProbeResult(False, 5.0, "Unauthorized", "HTTP 401",
+                                              unauthorized=True))
+    assert reasons_of(table, "a") == ("Unauthorized",)
+
+
+def test_circuit_opens_after_threshold_then_half_open_admits_one_trial_then_closes(
+        table: RoutingTable, add, clock: FakeClock) -> None:
+    add(a={"priority": 10}, b={"priority": 1})
+    table.upsert_policy("ns", "p", policy(strategy="Priority",
+                                          failover={"failureThreshold": 3,
+                                                    "cooldownSeconds": 30}))
+    fail(table, "a", 2)
+    assert pick(table) == "a"
+    fail(table, "a")
+    assert pick(table) == "b"
+    assert reasons_of(table, "a") == ("CircuitOpen",)
+    clock.advance(30)
+    trial = table.route(RouteRequest(namespace="ns"))
+    assert trial.target.provider.name == "a"
+    # A concurrent request does not get a second trial while the first is out.
+    assert pick(table) == "b"
+    assert reasons_of(table, "a") == ("HalfOpenTrialInFlight",)
+    assert trial.lease_id is not None
+    table.report(Outcome(OutcomeKind.SUCCESS, lease_id=trial.lease_id, latency_ms=50))
+    assert [pick(table) for _ in range(3)] == ["a", "a", "a"]
+
+
+def test_a_failed_trial_reopens_and_an_expired_trial_frees_the_slot(
+        table: RoutingTable, add, clock: FakeClock) -> None:
+    add(a={"priority": 10}, b={"priority": 1})
+    table.upsert_policy("ns", "p", policy(strategy="Priority",
+                                          failover={"failureThreshold": 1,
+                                                    "cooldownSeconds": 10}))
+    fail(table, "a")
+    clock.advance(10)
+    trial = table.route(RouteRequest(namespace="ns"))
+    assert trial.lease_id is not None
+    table.report(Outcome(OutcomeKind.TIMEOUT, lease_id=trial.lease_id))
+    assert reasons_of(table, "a") == ("CircuitOpen",)
+    clock.advance(10)
+    assert table.route(RouteRequest(namespace="ns")).target.provider.name == "a"
+    assert pick(table) == "b"
+    clock.advance(60)  # the trial's lease TTL passes with no report
+    assert reasons_of(table, "a") == ()
+    assert pick(table) == "a"
+
+
+def test_circuit_is_ignored_when_failover_is_disabled(table: RoutingTable, add) -> None:
+    add(a={})
+    table.upsert_policy("ns", "p", policy(failover={"enabled": False}))
+    fail(table, "a", 5)
+    assert pick(table) == "a"
+
+
+def test_probe_failures_count_toward_the_circuit(table: RoutingTable, add) -> None:
+    add(a={"healthCheck": {"failureThreshold": 100}}, b={})
+    table.upsert_policy("ns", "p", policy(failover={"failureThreshold": 2}))
+    for _ in range(2):
+        table.record_probe("ns", "a", ProbeResult(False, None, "ServerError", "HTTP 503"))
+    assert reasons_of(table, "a") == ("CircuitOpen",)
+
+
+def test_429_cools_down_for_retry_after_else_the_policy_cooldown(
+        table: RoutingTable, add, clock: FakeClock) -> None:
+    add(a={}, b={})
+    table.upsert_policy("ns", "p", policy(failover={"cooldownSeconds": 20}))
+    table.report(Outcome(OutcomeKind.RATE_LIMITED, provider="a", namespace="ns",
+                         retry_after_seconds=5, status_code=429))
+    assert reasons_of(table, "a") == ("CoolingDown",)
+    clock.advance(5)
+    assert reasons_of(table, "a") == ()
+    lease = table.route(RouteRequest(namespace="ns", policy="p"))
+    assert lease.lease_id is not None
+    table.report(Outcome(OutcomeKind.RATE_LIMITED, lease_id=lease.lease_id))
+    name = lease.target.provider.name
+    clock.advance(19.9)
+    assert reasons_of(table, name) == ("CoolingDown",)
+    clock.advance(0.1)
+    assert reasons_of(table, name) == ()
+
+
+def test_max_concurrent_counts_leases_until_reported_or_expired(
+        table: RoutingTable, add, clock: FakeClock) -> None:
+    add(a={"maxConcurrent": 2})
+    table.upsert_policy("ns", "p", policy())
+    first = table.route(RouteRequest(namespace="ns"))
+    table.route(RouteRequest(namespace="ns"))
+    assert reasons_of(table, "a") == ("AtMaxConcurrent",)
+    with pytest.raises(NoProviderAvailable):
+        table.route(RouteRequest(namespace="ns"))
+    assert first.lease_id is not None
+    table.report(Outcome(OutcomeKind.SUCCESS, lease_id=first.lease_id))
+    assert table.in_flight_leases() == 1
+    table.route(RouteRequest(namespace="ns"))
+    clock.advance(60)  # both outstanding leases expire
+    assert table.in_flight_leases() == 0
+    assert reasons_of(table, "a") == ()
+    with pytest.raises(UnknownLease):
+        table.report(Outcome(OutcomeKind.SUCCESS, lease_id=first.lease_id))
+
+
+def test_rpm_headroom_over_a_sliding_minute(
+        table: RoutingTable, add, clock: FakeClock) -> None:
+    add(a={"rateLimitRPM": 3})
+    table.upsert_policy("ns", "p", policy())
+    for step in (0, 10, 20):
+        clock.advance(step and 10)
+        pick(table)
+    assert reasons_of(table, "a") == ("RateLimitRPM",)
+    clock.advance(39.9)  # the first request is 59.9 s old
+    assert reasons_of(table, "a") == ("RateLimitRPM",)
+    clock.advance(0.1)
+    assert reasons_of(table, "a") == ()
+
+
+def test_tpm_headroom_counts_reported_tokens(
+        table: RoutingTable, add, clock: FakeClock) -> None:
+    add(a={"rateLimitTPM": 1000}, b={})
+    table.upsert_policy("ns", "p", policy())
+    table.report(Outcome(OutcomeKind.SUCCESS, provider="a", namespace="ns",
+                         input_tokens=600, output_tokens=400))
+    assert reasons_of(table, "a") == ("RateLimitTPM",)
+    clock.advance(60)
+    assert reasons_of(table, "a") == ()
+
+
+def test_budget_throttles_to_cheaper_then_excludes_paid_then_rolls_over(
+        table: RoutingTable, add, clock: FakeClock) -> None:
+    add(free={"costPer1kTokens": 0, "priority": 0},
+        paid={"costPer1kTokens": 10, "priority": 5})
+    table.upsert_policy("ns", "p", policy(
+        strategy="Priority", budget={"limitUSD": 1.0, "window": "1h", "throttleRatio": 0.5}))
+    assert pick(table) == "paid"
+    spend = Outcome(OutcomeKind.SUCCESS, provider="paid", namespace="ns", policy="p",
+                    input_tokens=30, output_tokens=30)  # 0.6 USD
+    table.report(spend)
+    # Past half the budget the cheapest goes first, but the paid one is still a fallback.
+    decision = table.route(RouteRequest(namespace="ns", lease=False))
+    assert decision.target.provider.name == "free"
+    assert decision.strategy.value == "Cost"
+    assert [t.provider.name for t in decision.fallbacks] == ["paid"]
+    table.report(spend)  # 1.2 USD: over the limit
+    assert reasons_of(table, "paid") == ("OverBudget",)
+    assert reasons_of(table, "free") == ()
+    clock.advance(3600 + 60)  # the window rolls past the spend
+    assert pick(table) == "paid"
+
+
+def test_spend_is_charged_through_the_lease_policy(table: RoutingTable, add) -> None:
+    add(a={"pricing": {"input": 1.0, "output": 2.0}})
+    table.upsert_policy("ns", "p", policy(budget={"limitUSD": 100}))
+    decision = table.route(RouteRequest(namespace="ns"))
+    result = table.report(Outcome(OutcomeKind.SUCCESS, lease_id=decision.lease_id,
+                                  input_tokens=1000, output_tokens=500))
+    assert result.cost_usd == pytest.approx(2.0)
+    assert table.policy("ns", "p").spend_total == pytest.approx(2.0)
+
+
+def test_provider_leaving_mid_lease_releases_cleanly(
+        table: RoutingTable, add) -> None:
+    add(a={"maxConcurrent": 1, "costPer1kTokens": 1.0}, b={})
+    table.upsert_policy("ns", "p", policy(strategy="Priority"))
+    decision = table.route(RouteRequest(namespace="ns", policy="p"))
+    name = decision.target.provider.name
+    table.remove_provider("ns", name)
+    result = table.report(Outcome(OutcomeKind.SUCCESS, lease_id=decision.lease_id,
+                                  input_tokens=1000))
+    assert result.lease_released
+    assert table.in_flight_leases() == 0
+    # Re-adding it starts from zero load: the old lease does not count against it.
+    add(**{name: {"maxConcurrent": 1}})
+    assert table.provider("ns", name).in_flight == 0
+
+
+def test_state_survives_a_spec_update(table: RoutingTable, add) -> None:
+    add(a={}, b={})
+    table.upsert_policy("ns", "p", policy(failover={"failureThreshold": 1}))
+    fail(table, "a")
+    add(a={"costPer1kTokens": 2.0})
+    assert reasons_of(table, "a") == ("CircuitOpen",)
+    assert not table.upsert_provider("ns", "a", table.provider("ns", "a").spec)
