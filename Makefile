@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 
 .PHONY: run test unit integration lint bench crds clean
 
+include tests/testenv/testenv.mk
+
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
@@ -14,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 run: $(VENV)/.installed
 	$(VENV)/bin/provider-router demo
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed testenv-build
 	$(PY) -m pytest tests
 
 unit: $(VENV)/.installed

@@ -1,0 +1,1 @@
+"""Integration tests: they run against a real Kubernetes API server."""
