@@ -278,9 +278,9 @@ def openapi_schema(kind_model: type[KubeModel]) -> Schema:
         if name not in type_meta:
             properties[name] = _convert(sub, defs, f".{name}")
     if "status" in properties:
-        # The operator may write more than the model knows of; never let the server prune it.
-        properties["status"] = _ordered(
-            {**properties["status"], "x-kubernetes-preserve-unknown-fields": True})
+        # The operator may write more than the model knows of, at any depth (a newer operator
+        # during a rollback, say); never let the server prune any of it.
+        properties["status"] = _preserve_objects(properties["status"])
     schema: Schema = {"type": "object", "properties": properties}
     if "description" in raw:
         schema["description"] = raw["description"]
@@ -288,6 +288,18 @@ def openapi_schema(kind_model: type[KubeModel]) -> Schema:
     if required:
         schema["required"] = required
     return _ordered(schema)
+
+
+def _preserve_objects(schema: Schema) -> Schema:
+    """``schema`` with every object node, itself included, preserving unknown fields."""
+    out = dict(schema)
+    if "properties" in out:
+        out["properties"] = {k: _preserve_objects(v) for k, v in out["properties"].items()}
+    if isinstance(out.get("items"), Mapping):
+        out["items"] = _preserve_objects(out["items"])
+    if out.get("type") == "object" and "additionalProperties" not in out:
+        out["x-kubernetes-preserve-unknown-fields"] = True
+    return _ordered(out)
 
 
 def crd_for(kind_model: type[KubeModel], info: KindInfo | None = None) -> dict[str, Any]:
