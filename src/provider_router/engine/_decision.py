@@ -38,8 +38,11 @@ class Candidate:
     detail: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RouteDecision:
+    """One answer. Not frozen: a frozen dataclass's constructor costs a microsecond or two,
+    and this one is built on every route."""
+
     target: Target
     fallbacks: tuple[Target, ...]
     policy: str

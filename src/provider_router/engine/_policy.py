@@ -56,6 +56,8 @@ class PoolEntry:
         self.strategy = Strategy.COST if throttled else policy.spec.strategy
         self.ignore: int = Block.NONE if policy.spec.failover.enabled else CIRCUIT_BLOCKS
         self._rank = _rank_fn(self.strategy)
+        self.load_ranked = self.strategy in (Strategy.LEAST_LOADED, Strategy.CAPABILITY)
+        """Whether a route to a member changes its rank here (load or headroom)."""
         self.pool: Pool = (WeightedPool(len(members), rng) if self.strategy is Strategy.WEIGHTED
                            else RankedPool())
         self._sessions: dict[str, int] = {}

@@ -5,17 +5,16 @@ A pool holds the eligible members of one (policy, requirements) pair, addressed 
 ``RankedPool`` keeps them sorted by a strategy's rank and rotates among the best-ranked ties, so
 RoundRobin (every rank equal), Priority, Cost, Latency, LeastLoaded and Capability are one
 structure with different rank functions. ``WeightedPool`` samples by weight through a Fenwick
-tree. Both pick in O(log n).
+tree. Both pick in O(log n); updates shift at most one array in C.
 """
 
 from __future__ import annotations
 
 import random
 import sys
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterator
 from typing import Protocol
-
-from sortedcontainers import SortedList
 
 Rank = tuple[float, ...]
 
@@ -32,12 +31,17 @@ class Pool(Protocol):
 
 
 class RankedPool:
-    """Eligible slots sorted by rank; the best-ranked ties take turns."""
+    """Eligible slots sorted by rank; the best-ranked ties take turns.
+
+    A plain sorted list with ``bisect``: inserting shifts memory in C, which at the sizes a
+    policy selects (up to some 10,000 providers) costs less than a balanced structure's Python
+    bookkeeping, and every read on the hot path is a C-level bisect or slice.
+    """
 
     __slots__ = ("_cursor", "_rank_of", "_sorted")
 
     def __init__(self) -> None:
-        self._sorted: SortedList[tuple[Rank, int]] = SortedList()
+        self._sorted: list[tuple[Rank, int]] = []
         self._rank_of: dict[int, Rank] = {}
         self._cursor = 0
 
@@ -45,15 +49,17 @@ class RankedPool:
         old = self._rank_of.get(slot)
         if old == rank:
             return
+        ordered = self._sorted
         if old is not None:
-            self._sorted.remove((old, slot))
-        self._sorted.add((rank, slot))
+            del ordered[bisect_left(ordered, (old, slot))]
+        insort(ordered, (rank, slot))
         self._rank_of[slot] = rank
 
     def drop(self, slot: int) -> None:
         old = self._rank_of.pop(slot, None)
         if old is not None:
-            self._sorted.remove((old, slot))
+            ordered = self._sorted
+            del ordered[bisect_left(ordered, (old, slot))]
 
     def __contains__(self, slot: int) -> bool:
         return slot in self._rank_of
@@ -74,26 +80,21 @@ class RankedPool:
         if not ordered or count <= 0:
             return []
         top = ordered[0][0]
-        group_end = ordered.bisect_right((top, sys.maxsize))
-        start = ordered.bisect_left((top, self._cursor))
+        group_end = bisect_right(ordered, (top, sys.maxsize))
+        start = bisect_left(ordered, (top, self._cursor), 0, group_end)
         if start >= group_end:
             start = 0
         self._cursor = ordered[start][1] + 1
-        return self._walk(start, group_end, count)
+        chosen = [slot for _, slot in ordered[start:min(group_end, start + count)]]
+        if len(chosen) < count and start > 0:
+            chosen += [slot for _, slot in ordered[:min(start, count - len(chosen))]]
+        if len(chosen) < count:
+            chosen += [slot for _, slot in ordered[group_end:group_end + count - len(chosen)]]
+        return chosen
 
     def order_after(self, first: int, count: int) -> list[int]:
         """Up to ``count`` slots other than ``first``, in rank order, without taking a turn."""
-        return [slot for _, slot in self._sorted.islice(0, count + 1) if slot != first][:count]
-
-    def _walk(self, start: int, group_end: int, count: int) -> list[int]:
-        ordered = self._sorted
-        chosen = [slot for _, slot in ordered.islice(start, min(group_end, start + count))]
-        if len(chosen) < count and start > 0:
-            chosen.extend(slot for _, slot in ordered.islice(0, min(start, count - len(chosen))))
-        if len(chosen) < count:
-            chosen.extend(slot for _, slot in ordered.islice(group_end,
-                                                             group_end + count - len(chosen)))
-        return chosen
+        return [slot for _, slot in self._sorted[:count + 1] if slot != first][:count]
 
 
 class WeightedPool:
@@ -139,14 +140,19 @@ class WeightedPool:
         if count <= 0 or not self._eligible:
             return []
         chosen: list[int] = []
-        taken: list[tuple[int, int]] = []
-        while len(chosen) < count and self._total > 0:
-            slot = self._find(self._rng.random() * self._total)
-            chosen.append(slot)
-            taken.append((slot, self._weights[slot]))
-            self._set_weight(slot, 0)
-        for slot, weight in taken:
-            self._set_weight(slot, weight)
+        if self._total > 0:
+            # Rejection sampling: redraw a slot already taken. Cheaper than taking weights out
+            # of the tree and putting them back, and bounded, so a dominant weight cannot spin.
+            random, find, total = self._rng.random, self._find, self._total
+            for _ in range(4 * count):
+                slot = find(random() * total)
+                if slot not in chosen:
+                    chosen.append(slot)
+                    if len(chosen) == count:
+                        return chosen
+            rest = sorted((s for s in self._eligible if self._weights[s] > 0 and s not in chosen),
+                          key=lambda s: (-self._weights[s], s))
+            chosen.extend(rest[: count - len(chosen)])
         if len(chosen) < count:
             zero = sorted(s for s in self._eligible if self._weights[s] == 0)
             if not chosen and zero:

@@ -79,6 +79,7 @@ class ProviderState:
         self.breaker = CircuitBreaker()
         self.health = Health.UNKNOWN if spec.health_check.enabled else Health.HEALTHY
         self.health_message = ""
+        self.health_reason = ""
         self.probe_failures = 0
         self.probe_successes = 0
         self.last_probe_at: float | None = None
@@ -95,7 +96,16 @@ class ProviderState:
         self.outcomes: dict[str, int] = {}
         self.last_error: str | None = None
         self.blocks: int = Block.NONE
+        self.load_ranked_pools = 0
+        """Pools whose order depends on this provider's load or headroom (kept by the table)."""
         self._targets: dict[str | None, Target] = {}
+
+    @property
+    def route_sensitive(self) -> bool:
+        """Whether routing to this provider can change its eligibility or rank."""
+        spec = self.spec
+        return (self.load_ranked_pools > 0 or spec.max_concurrent is not None
+                or spec.rate_limit_rpm is not None or spec.rate_limit_tpm is not None)
 
     def target_for(self, model: str | None) -> Target:
         """This provider as a route answer for ``model`` (its first model when none is asked)."""
@@ -113,6 +123,7 @@ class ProviderState:
         self.breaker = old.breaker
         if self.spec.health_check.enabled and old.spec.health_check.enabled:
             self.health, self.health_message = old.health, old.health_message
+            self.health_reason = old.health_reason
         self.probe_failures, self.probe_successes = old.probe_failures, old.probe_successes
         self.last_probe_at, self.probe_latency_ms = old.last_probe_at, old.probe_latency_ms
         self.reported_latency_ms = old.reported_latency_ms

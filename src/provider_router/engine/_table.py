@@ -219,7 +219,10 @@ class RoutingTable:
         primary.routed += 1
         policy.routed += 1
         policy.last_pick[entry.key] = primary.key
-        self._touch(primary, now)
+        if primary.route_sensitive or (lease_id is not None and primary.breaker.trial):
+            # Only limits, load-ranked pools and a circuit trial change with a route; skipping
+            # the recomputation otherwise halves the cost of a decision.
+            self._touch(primary, now)
         return RouteDecision(
             target=primary.target_for(model), fallbacks=fallbacks, policy=policy.key[1],
             namespace=policy.key[0], strategy=entry.strategy, lease_id=lease_id, sticky=sticky,
@@ -262,6 +265,8 @@ class RoutingTable:
         policy.entries[key] = entry
         for member in members:
             self._entries_of.setdefault(member.key, set()).add(entry)
+            if entry.load_ranked:
+                member.load_ranked_pools += 1
         if len(policy.entries) > MAX_POOLS_PER_POLICY:
             self._drop_entry(next(iter(policy.entries.values())))
             if len(policy.last_pick) > MAX_POOLS_PER_POLICY * 8:
@@ -424,6 +429,7 @@ class RoutingTable:
         state = self.provider(namespace, name)
         check = state.spec.health_check
         state.last_probe_at = now
+        state.health_reason = result.reason
         if result.ok:
             state.probe_failures = 0
             state.probe_successes += 1
@@ -445,6 +451,17 @@ class RoutingTable:
                 state.breaker.record_failure(now)
         self._touch(state, now)
         return state
+
+    def restore_health(self, namespace: str, name: str, health: Health, reason: str = "",
+                       message: str = "") -> None:
+        """Adopt a verdict reached elsewhere: the status a previous run (or the leading replica)
+        wrote. A restarted operator then routes as before without waiting for new probes."""
+        now = self.clock()
+        state = self.provider(namespace, name)
+        if not state.spec.health_check.enabled or state.health is health:
+            return
+        state.health, state.health_reason, state.health_message = health, reason, message
+        self._touch(state, now)
 
     def set_metrics(self, namespace: str, name: str, *, avg_latency_ms: float | None = None,
                     error_rate: float | None = None, load: float | None = None) -> None:
@@ -518,6 +535,8 @@ class RoutingTable:
     def _drop_entry(self, entry: PoolEntry) -> None:
         entry.policy.entries.pop(entry.key, None)
         for member in entry.members:
+            if entry.load_ranked:
+                member.load_ranked_pools -= 1
             holders = self._entries_of.get(member.key)
             if holders is not None:
                 holders.discard(entry)
