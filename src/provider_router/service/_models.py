@@ -1,0 +1,245 @@
+"""Wire shapes of the route API: the request bodies it validates and the answers it returns.
+
+The input models are what every request is validated with, and all of them are also where the
+OpenAPI document's schemas come from, so the document cannot drift from what the server
+accepts and sends. Inputs are strict (no ``"5"`` for a number, no unknown keys): a typo in a
+field name must be a 400 that names it, not a silently ignored preference.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+from pydantic.json_schema import SkipJsonSchema
+
+from provider_router.api import ApiFormat, CircuitState, Strategy
+from provider_router.engine import Health, OutcomeKind, Role, RouteRequest
+
+OBJECT_NAME: Final = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+"""A Kubernetes object name (DNS-1123 subdomain), as LLMProvider and RoutingPolicy names are."""
+NAMESPACE: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+"""A Kubernetes namespace name (DNS-1123 label)."""
+
+MAX_LATENCY_MS: Final = 86_400_000.0
+MAX_RETRY_AFTER_SECONDS: Final = 86_400.0
+MAX_TOKENS: Final = 1_000_000_000
+
+ObjectName = Annotated[str, Field(min_length=1, max_length=253, pattern=OBJECT_NAME)]
+Namespace = Annotated[str, Field(min_length=1, max_length=63, pattern=NAMESPACE)]
+Capability = Annotated[str, Field(min_length=1, max_length=63)]
+ModelName = Annotated[str, Field(min_length=1, max_length=253)]
+SessionKey = Annotated[str, Field(min_length=1, max_length=1024)]
+LeaseId = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+def _integral(value: Any) -> Any:
+    # JSON Schema counts 1.0 as an integer, and so do some JSON encoders; "1" stays refused.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+StatusCode = Annotated[int, Field(ge=100, le=599), BeforeValidator(_integral)]
+TokenCount = Annotated[int, Field(ge=0, le=MAX_TOKENS), BeforeValidator(_integral)]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid",
+                              strict=True, frozen=True, allow_inf_nan=False)
+
+
+class RouteInput(_Input):
+    """A route request: ``POST /v1/route``'s body, and ``GET /v1/route``'s query parameters."""
+
+    policy: ObjectName | None = Field(
+        default=None, description="RoutingPolicy name; unset means the namespace's default.")
+    namespace: Namespace = Field(default="default", description="Namespace of the policy.")
+    capabilities: Annotated[list[Capability], Field(max_length=64)] = Field(
+        default_factory=list, description="Capabilities the provider must have, in addition "
+        "to the policy's own requirements.")
+    model: ModelName | None = Field(default=None, description="Model the provider must serve.")
+    session: SessionKey | None = Field(
+        default=None, description="Session key: the same key reaches the same provider while "
+        "it is eligible (sticky policies and Weighted splits).")
+    explain: bool = Field(default=False, description="Add each candidate's reasons.")
+    lease: bool = Field(default=True, description="Take a lease that a report releases.")
+
+    def to_request(self) -> RouteRequest:
+        return RouteRequest(namespace=self.namespace, policy=self.policy,
+                            capabilities=tuple(self.capabilities), model=self.model,
+                            session=self.session, explain=self.explain, lease=self.lease)
+
+
+def _report_schema(schema: dict[str, Any]) -> None:
+    # "leaseId or provider" is part of the contract, so the document says it too: a client
+    # generated from it (or a fuzzer) knows that a body with neither is invalid.
+    schema["anyOf"] = [
+        {"required": ["leaseId"], "properties": {"leaseId": {"type": "string"}}},
+        {"required": ["provider"], "properties": {"provider": {"type": "string"}}},
+    ]
+
+
+class ReportInput(_Input):
+    """A workload's report of how a routed call went (``POST /v1/report``)."""
+
+    model_config = _Input.model_config | ConfigDict(json_schema_extra=_report_schema)
+
+    lease_id: LeaseId | None = Field(
+        default=None, description="The route answer's leaseId; reporting releases it.")
+    provider: ObjectName | None = Field(
+        default=None, description="Provider called without a lease (with its namespace).")
+    namespace: Namespace = Field(default="default", description="Namespace of the provider.")
+    policy: ObjectName | None = Field(
+        default=None, description="Policy to charge the spend to, for a report without lease.")
+    outcome: OutcomeKind
+    latency_ms: Annotated[float, Field(ge=0, le=MAX_LATENCY_MS)] | None = None
+    status_code: StatusCode | None = None
+    retry_after_seconds: Annotated[float, Field(ge=0, le=MAX_RETRY_AFTER_SECONDS)] | None = \
+        Field(default=None, description="From the provider's Retry-After, for rate_limited.")
+    input_tokens: TokenCount = 0
+    output_tokens: TokenCount = 0
+
+
+# -- answers -------------------------------------------------------------------------------
+
+
+class _Output(BaseModel):
+    # Closed shapes: the document then promises no undeclared keys, and the fuzz tests check
+    # that the server keeps that promise.
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class TargetOut(_Output):
+    """A provider to call, in the shape an SDK needs: ``apiBase`` goes to ``base_url``."""
+
+    name: str
+    namespace: str
+    base_url: str = Field(alias="baseURL")
+    api_base: str
+    model: str | None
+    api_format: ApiFormat
+
+
+class CandidateOut(_Output):
+    name: str
+    namespace: str
+    role: Role
+    reasons: list[str]
+    detail: str
+
+
+class RouteOut(_Output):
+    provider: TargetOut
+    fallbacks: list[TargetOut]
+    lease_id: str | None
+    policy: str
+    namespace: str
+    strategy: Strategy
+    sticky: bool
+    candidates: list[CandidateOut] | SkipJsonSchema[None] = Field(
+        default=None, description="Only with explain=true.")
+
+
+class ReportOut(_Output):
+    provider: str
+    namespace: str
+    lease_released: bool
+    circuit: str = Field(description="Closed, Open or HalfOpen; Unknown if the provider left.")
+    cost_usd: float = Field(alias="costUSD")
+
+
+class ProviderOut(_Output):
+    """One provider's live state. Carries no credential: the engine never holds one."""
+
+    name: str
+    namespace: str
+    base_url: str = Field(alias="baseURL")
+    api_base: str
+    api_format: ApiFormat
+    labels: dict[str, str]
+    capabilities: list[str]
+    models: list[str]
+    priority: int
+    weight: int
+    cost_per1k_tokens: float = Field(alias="costPer1kTokens")
+    disabled: bool
+    health: Health
+    health_message: str
+    circuit: CircuitState
+    available: bool
+    reasons: list[str] = Field(description="Why it is excluded from routing, if it is.")
+    in_flight: int
+    max_concurrent: int | None
+    latency_ms: float = Field(description="Measured (reports, then probes), else the prior.")
+    rpm_used: float = Field(alias="rpmUsed")
+    rpm_limit: int | None = Field(alias="rpmLimit")
+    tpm_used: float = Field(alias="tpmUsed")
+    tpm_limit: int | None = Field(alias="tpmLimit")
+    spend_usd: float = Field(alias="spendUSD")
+    routed: int
+    outcomes: dict[str, int]
+    consecutive_failures: int
+    last_error: str | None
+    last_probe_at: str | None = Field(description="RFC 3339, UTC.")
+    retry_at: str | None = Field(description="RFC 3339, UTC: when an open circuit or a "
+                                 "cooldown ends.")
+    retry_in_seconds: float | None
+
+
+class ProviderCountsOut(_Output):
+    selected: int
+    healthy: int
+    available: int
+
+
+class SpendOut(_Output):
+    window: float | None = Field(description="Spend in the budget's window; null without one.")
+    total: float
+
+
+class BudgetOut(_Output):
+    limit_usd: float = Field(alias="limitUSD")
+    window: str
+    throttled: bool
+    over_budget: bool
+
+
+class PolicyOut(_Output):
+    name: str
+    namespace: str
+    strategy: Strategy
+    default: bool
+    providers: ProviderCountsOut
+    spend_usd: SpendOut = Field(alias="spendUSD")
+    budget: BudgetOut | None
+    routed: int
+    unrouted: int
+
+
+class ProvidersOut(_Output):
+    providers: list[ProviderOut]
+
+
+class PoliciesOut(_Output):
+    policies: list[PolicyOut]
+
+
+class ErrorBody(_Output):
+    code: str
+    message: str
+    details: dict[str, Any]
+
+
+class ErrorOut(_Output):
+    error: ErrorBody
+
+
+class HealthOut(_Output):
+    status: str
+
+
+class ReadyOut(_Output):
+    ready: bool
+    details: dict[str, Any]

@@ -1,0 +1,268 @@
+"""A minimal HTTP/1.1 server for ``RouteService``: httptools parsing, answers written inline.
+
+Why it exists: every handler of the route API is synchronous (the engine does no I/O), so an
+ASGI server's per-request machinery (a task, scope and message dicts, two awaited sends) costs
+more than the routing decision itself. This protocol parses with httptools (llhttp, the parser
+uvicorn and Node use), calls ``RouteService.handle`` from the parser's message-complete
+callback and writes the answer in one ``transport.write``: no task, no await. Answers leave in
+request order, so pipelining works by construction.
+
+What it still does that a server must: keep-alive per HTTP/1.0 and 1.1 rules, ``Expect:
+100-continue``, limits on header and body size (431/413), 400 for malformed requests and
+upgrades, an idle timeout, back-pressure (stop reading while the peer does not read), and a
+graceful stop that lets requests in progress finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import Final, cast
+from urllib.parse import unquote
+
+import httptools
+
+from provider_router.service._app import Response, RouteService
+from provider_router.service._errors import ApiError
+
+MAX_HEAD_BYTES: Final = 64 << 10
+IDLE_TIMEOUT_SECONDS: Final = 75.0
+"""Longer than common client pools keep idle connections (60 s), so we rarely close first."""
+
+_STATUS_LINES: dict[int, bytes] = {
+    s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in HTTPStatus}
+_CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class _Clock:
+    """The ``date`` header, formatted once per second rather than per response."""
+
+    __slots__ = ("_line", "_second")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._line = b""
+
+    def date_line(self) -> bytes:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._line = b"date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
+        return self._line
+
+
+class ConnectionSet:
+    """The open connections of one server, for a graceful stop."""
+
+    def __init__(self) -> None:
+        self.open: set[HttpProtocol] = set()
+        self.stopping = False
+        self.clock = _Clock()
+        self.idle_timeout = IDLE_TIMEOUT_SECONDS
+
+
+class HttpProtocol(asyncio.Protocol):
+    __slots__ = ("_body", "_body_size", "_busy", "_close_after", "_conns", "_expect",
+                 "_head_size", "_idle", "_last_data", "_loop", "_parser", "_service",
+                 "_transport", "_url")
+
+    def __init__(self, service: RouteService, conns: ConnectionSet) -> None:
+        self._service = service
+        self._conns = conns
+        self._loop = asyncio.get_running_loop()
+        self._parser = httptools.HttpRequestParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._idle: asyncio.TimerHandle | None = None
+        self._last_data = 0.0
+        self._url = b""
+        self._body: list[bytes] = []
+        self._body_size = 0
+        self._head_size = 0
+        self._expect = False
+        self._busy = False
+        self._close_after = False
+
+    # -- transport events ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self._conns.open.add(self)
+        self._last_data = self._loop.time()
+        self._idle = self._loop.call_later(self._conns.idle_timeout, self._on_idle)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._conns.open.discard(self)
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        self._transport = None
+
+    def data_received(self, data: bytes) -> None:
+        # One timestamp per read instead of re-arming a timer per request: the idle timer
+        # checks it when it fires and sleeps again if the connection was used meanwhile.
+        self._last_data = self._loop.time()
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            pass  # refused in on_message_complete, which closes the connection
+        except httptools.HttpParserCallbackError:
+            pass  # a callback already answered and closed (a limit was exceeded)
+        except httptools.HttpParserError:
+            self._fail(400, "malformed_request", "the request is not valid HTTP/1.1")
+
+    def pause_writing(self) -> None:
+        # The peer is not reading its answers: stop reading its requests until it does.
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self._transport is not None:
+            self._transport.resume_reading()
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too
+
+    # -- parser callbacks ---------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._busy = True
+        self._url = b""
+        self._body = []
+        self._body_size = 0
+        self._head_size = 0
+        self._expect = False
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._count_head(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_head(len(name) + len(value))
+        if len(name) == 6 and name.lower() == b"expect" and value.lower() == b"100-continue":
+            self._expect = True
+
+    def on_headers_complete(self) -> None:
+        if self._expect and self._transport is not None:
+            self._transport.write(_CONTINUE)
+
+    def on_body(self, body: bytes) -> None:
+        self._body_size += len(body)
+        if self._body_size > self._service.max_body_bytes:
+            # Answer now and close: the rest of a refused body is not worth reading.
+            self._body = []
+            self._close_after = True
+            self._write(self._service.too_large())
+            raise ValueError("body too large")  # stops the parser (HttpParserCallbackError)
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        self._busy = False
+        service = self._service
+        if self._parser.should_upgrade():
+            self._fail(400, "upgrade_not_supported", "protocol upgrades are not supported")
+            return
+        try:
+            url = httptools.parse_url(self._url)
+        except httptools.HttpParserInvalidURLError:
+            self._write(_error(400, "malformed_request", "the request target is not a URL"))
+            return
+        raw_path: bytes = url.path or b"/"
+        path = raw_path.decode("latin-1")
+        if "%" in path:
+            path = unquote(path)
+        method = self._parser.get_method().decode("latin-1")
+        body = b"".join(self._body) if self._body else b""
+        # An answer to HEAD has headers only, or the client reads its body as the next answer.
+        self._write(service.handle(method, path, url.query or b"", body),
+                    head_only=method == "HEAD")
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _count_head(self, size: int) -> None:
+        self._head_size += size
+        if self._head_size > MAX_HEAD_BYTES:
+            self._close_after = True
+            self._write(_error(431, "headers_too_large",
+                               f"the request line and headers exceed {MAX_HEAD_BYTES} bytes"))
+            raise ValueError("head too large")  # stops the parser (HttpParserCallbackError)
+
+    def _fail(self, status: int, code: str, message: str) -> None:
+        self._close_after = True
+        self._write(_error(status, code, message))
+
+    def _write(self, response: Response, head_only: bool = False) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        status, kind, body, extra = response
+        keep = not self._close_after and not self._conns.stopping and (
+            self._parser.should_keep_alive())
+        head = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode(),
+                b"content-type: ", kind, b"\r\ncontent-length: ", str(len(body)).encode(),
+                b"\r\n", self._conns.clock.date_line()]
+        for name, value in extra:
+            head += (name, b": ", value, b"\r\n")
+        if not keep:
+            head.append(b"connection: close\r\n")
+        head.append(b"\r\n")
+        if not head_only:
+            head.append(body)
+        transport.write(b"".join(head))
+        if not keep:
+            transport.close()
+
+    def _on_idle(self) -> None:
+        self._idle = None
+        if self._transport is None:
+            return
+        quiet = self._loop.time() - self._last_data
+        if quiet >= self._conns.idle_timeout:
+            self._transport.close()  # idle, or a request trickling in too slowly
+        else:
+            self._idle = self._loop.call_later(self._conns.idle_timeout - quiet, self._on_idle)
+
+    def close_if_idle(self) -> None:
+        """For a graceful stop: close now unless a request is half received."""
+        if self._transport is not None and not self._busy:
+            self._transport.close()
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    error = ApiError(status, code, message)
+    return status, b"application/json", error.body(), ()
+
+
+async def start_native(service: RouteService, sock: socket.socket,
+                       backlog: int) -> tuple[asyncio.base_events.Server, ConnectionSet]:
+    loop = asyncio.get_running_loop()
+    conns = ConnectionSet()
+    server = await loop.create_server(lambda: HttpProtocol(service, conns),
+                                      sock=sock, backlog=backlog)
+    return server, conns
+
+
+async def stop_native(server: asyncio.base_events.Server, conns: ConnectionSet,
+                      graceful_seconds: float) -> None:
+    """Stop accepting, close idle connections, give busy ones time to finish, then abort."""
+    conns.stopping = True
+    server.close()
+    for conn in list(conns.open):
+        conn.close_if_idle()
+    deadline = time.monotonic() + graceful_seconds
+    while conns.open and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+        for conn in list(conns.open):
+            conn.close_if_idle()
+    for conn in list(conns.open):
+        conn.abort()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(server.wait_closed(), timeout=1.0)
