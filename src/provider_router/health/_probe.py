@@ -7,6 +7,7 @@ sent only to the provider it belongs to and never appears in a verdict's message
 
 from __future__ import annotations
 
+import errno
 import time
 
 import httpx
@@ -34,6 +35,20 @@ def auth_headers(api_format: ApiFormat, credential: str | None) -> dict[str, str
     return {"Authorization": f"Bearer {credential}"}
 
 
+def _refused(error: BaseException) -> bool:
+    """Whether a connect failure was a refusal, searching the exception chain: httpx reports
+    "All connection attempts failed" and keeps the ``ConnectionRefusedError`` underneath."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionRefusedError) or (
+                isinstance(current, OSError) and current.errno == errno.ECONNREFUSED):
+            return True
+        current = current.__cause__ or current.__context__
+    return "refused" in str(error).lower()
+
+
 def _scrub(message: str, credential: str | None) -> str:
     return message.replace(credential, "***") if credential else message
 
@@ -51,7 +66,9 @@ async def probe(client: httpx.AsyncClient, spec: LLMProviderSpec,
         return ProbeResult(False, None, "Timeout", f"no answer from {url} within {timeout:g}s")
     except httpx.ConnectError as error:
         text = str(error) or type(error).__name__
-        reason = "ConnectionRefused" if "refused" in text.lower() else "ConnectionFailed"
+        reason = "ConnectionRefused" if _refused(error) else "ConnectionFailed"
+        if reason == "ConnectionRefused":
+            text = "connection refused"
         return ProbeResult(False, None, reason, _scrub(f"cannot connect to {url}: {text}",
                                                        credential))
     except httpx.HTTPError as error:

@@ -1,0 +1,41 @@
+"""The workload's client for a running router (standalone or operator): route, then report.
+
+``RouterClient`` (blocking) and ``AsyncRouterClient`` (asyncio) speak the route API of
+DESIGN section 4. Their ``call()`` context manager routes on enter and reports on exit, so a
+workload gets failover, circuit breaking, 429 back-off and spend tracking by wrapping its
+provider call in one ``with`` block.
+"""
+
+from provider_router.client._async import AsyncCall, AsyncRouterClient
+from provider_router.client._classify import Classified, classify, parse_retry_after
+from provider_router.client._common import DEFAULT_URL, URL_ENV
+from provider_router.client._errors import (
+    BadRequestError,
+    NoProviderAvailableError,
+    NotFoundError,
+    RouterError,
+    RouterUnavailableError,
+)
+from provider_router.client._sync import Call, RouterClient
+from provider_router.client._types import Outcome, Route, RouteCandidate, RouteProvider
+
+__all__ = [
+    "DEFAULT_URL",
+    "URL_ENV",
+    "AsyncCall",
+    "AsyncRouterClient",
+    "BadRequestError",
+    "Call",
+    "Classified",
+    "NoProviderAvailableError",
+    "NotFoundError",
+    "Outcome",
+    "Route",
+    "RouteCandidate",
+    "RouteProvider",
+    "RouterClient",
+    "RouterError",
+    "RouterUnavailableError",
+    "classify",
+    "parse_retry_after",
+]

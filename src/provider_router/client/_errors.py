@@ -1,0 +1,86 @@
+"""Typed errors for route API failures, so callers branch on a class or a code, not on text.
+
+Every failure a workload can meet while talking to the router is a ``RouterError``: the API's
+own ``{error: {code, message, details}}`` answers (subclassed by status: 400, 404, 503), and
+not reaching the router at all (``RouterUnavailableError``). ``except RouterError`` is enough
+to fall back to a static provider.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+
+class RouterError(Exception):
+    """The router refused or failed a request. ``code`` is the API's error code."""
+
+    def __init__(self, code: str, message: str, details: Any = None,
+                 status_code: int | None = None) -> None:
+        self.code = code
+        self.message = message
+        self.details = details
+        self.status_code = status_code
+        super().__init__(f"{code}: {message}" if code else message)
+
+
+class BadRequestError(RouterError):
+    """400: a field of the request is wrong; ``details`` names it."""
+
+
+class NotFoundError(RouterError):
+    """404: an unknown policy (or no default policy in the namespace), or an unknown lease."""
+
+
+class NoProviderAvailableError(RouterError):
+    """503: nothing is eligible; ``details`` holds the reasons per candidate."""
+
+    @property
+    def candidates(self) -> list[Mapping[str, Any]]:
+        details = self.details
+        if isinstance(details, Mapping):
+            found = details.get("candidates")
+            if isinstance(found, list):
+                return [c for c in found if isinstance(c, Mapping)]
+        if isinstance(details, list):
+            return [c for c in details if isinstance(c, Mapping)]
+        return []
+
+
+class RouterUnavailableError(RouterError):
+    """The router could not be reached, or did not answer in time."""
+
+
+_BY_STATUS: dict[int, type[RouterError]] = {
+    400: BadRequestError,
+    404: NotFoundError,
+    422: BadRequestError,
+    503: NoProviderAvailableError,
+}
+
+
+def error_from_response(response: httpx.Response) -> RouterError:
+    """The typed error for a non-2xx answer of the route API."""
+    status = response.status_code
+    cls = _BY_STATUS.get(status, RouterError)
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, Mapping) else None
+    if isinstance(error, Mapping):
+        return cls(str(error.get("code") or f"HTTP{status}"),
+                   str(error.get("message") or response.reason_phrase),
+                   error.get("details"), status)
+    text = response.text[:500] if response.content else response.reason_phrase
+    if status == 503 and cls is NoProviderAvailableError and error is None:
+        cls = RouterError  # a 503 from a proxy in front of the router, not the router's own
+    return cls(f"HTTP{status}", text or f"HTTP {status}", None, status)
+
+
+def error_from_transport(error: httpx.HTTPError, base_url: str) -> RouterUnavailableError:
+    kind = "timed out" if isinstance(error, httpx.TimeoutException) else "unreachable"
+    return RouterUnavailableError("RouterUnavailable",
+                                  f"router at {base_url} {kind}: {error or type(error).__name__}")

@@ -1,0 +1,124 @@
+"""``RouterClient``: the blocking client for workloads (httpx.Client underneath)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from provider_router.client._common import CallBase, Requests, default_url
+from provider_router.client._errors import RouterError, error_from_transport
+from provider_router.client._types import Outcome, Route
+
+
+class RouterClient:
+    """Ask a running router where to send a request, and tell it how the request went.
+
+    >>> with RouterClient("http://127.0.0.1:8080") as router:
+    ...     with router.call(capabilities=["chat"]) as call:
+    ...         reply = openai.OpenAI(base_url=call.provider.api_base).chat.completions.create(
+    ...             model=call.provider.model, messages=[...])
+    ...         call.tokens(reply.usage.prompt_tokens, reply.usage.completion_tokens)
+    """
+
+    def __init__(self, base_url: str | None = None, *, namespace: str | None = None,
+                 policy: str | None = None, timeout: float = 5.0,
+                 transport: httpx.BaseTransport | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
+        """``base_url`` defaults to ``$PROVIDER_ROUTER_URL`` or ``http://127.0.0.1:8080``;
+        ``namespace``/``policy`` are defaults for every request; ``transport`` is for tests."""
+        self.base_url = (base_url or default_url()).rstrip("/")
+        self._requests = Requests(namespace, policy)
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout,
+                                  transport=transport, headers=dict(headers or {}))
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as error:
+            raise error_from_transport(error, self.base_url) from error
+
+    def route(self, policy: str | None = None, namespace: str | None = None,
+              capabilities: str | Iterable[str] = (), model: str | None = None,
+              session: str | None = None, explain: bool = False,
+              lease: bool = True) -> Route:
+        """Where to send a request; ``lease=False`` for a look that needs no report.
+
+        Raises ``NoProviderAvailableError`` (503, with reasons), ``NotFoundError`` (unknown
+        policy), ``BadRequestError`` or ``RouterUnavailableError``."""
+        params = self._requests.route_params(policy, namespace, capabilities, model, session,
+                                             explain, lease)
+        return Requests.route_of(self._send("GET", "/v1/route", params=params))
+
+    def report(self, lease_id: str | None = None, outcome: Outcome | str = Outcome.SUCCESS, *,
+               provider: str | None = None, namespace: str | None = None,
+               policy: str | None = None, latency_ms: float | None = None,
+               status_code: int | None = None, retry_after_seconds: float | None = None,
+               input_tokens: int | None = None,
+               output_tokens: int | None = None) -> dict[str, Any]:
+        """Report a call's outcome, by lease (which releases it) or by provider and namespace."""
+        body = self._requests.report_body(lease_id, outcome, provider, namespace, policy,
+                                          latency_ms, status_code, retry_after_seconds,
+                                          input_tokens, output_tokens)
+        data = Requests.json_of(self._send("POST", "/v1/report", json=body))
+        return dict(data) if isinstance(data, Mapping) else {"result": data}
+
+    def providers(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        """The live provider table: health, circuit, load, spend (never secret values)."""
+        response = self._send("GET", "/v1/providers", params=Requests.listing_params(namespace))
+        return Requests.items_of(response, "providers")
+
+    def policies(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        response = self._send("GET", "/v1/policies", params=Requests.listing_params(namespace))
+        return Requests.items_of(response, "policies")
+
+    def ready(self) -> bool:
+        """True when the router answers ``/readyz`` with 2xx."""
+        try:
+            return self._http.get("/readyz").is_success
+        except httpx.HTTPError:
+            return False
+
+    def call(self, capabilities: str | Iterable[str] = (), *, policy: str | None = None,
+             namespace: str | None = None, model: str | None = None,
+             session: str | None = None) -> Call:
+        """A context manager that routes on enter and reports the outcome on exit."""
+        return Call(self, policy=policy, namespace=namespace, capabilities=capabilities,
+                    model=model, session=session)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> RouterClient:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+class Call(CallBase):
+    """Routes on ``__enter__``; on ``__exit__`` reports success, or the outcome the exception
+    implies (``timeout``, ``rate_limited`` with Retry-After for an HTTP 429, else ``error``),
+    with the block's latency. Exceptions are never swallowed, and reporting never raises."""
+
+    def __init__(self, client: RouterClient, **route_args: Any) -> None:
+        super().__init__()
+        self._client = client
+        self._route_args = route_args
+
+    def __enter__(self) -> Call:
+        self._begin(self._client.route(**self._route_args))
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        kwargs = self._report_kwargs(exc)
+        if kwargs is None:
+            return
+        try:
+            self._client.report(**kwargs)
+        except (RouterError, ValueError) as error:
+            self._report_failed(error)

@@ -1,0 +1,419 @@
+"""``provider-router demo``: routing, failover and metrics on one machine, in a minute.
+
+A newcomer has no LLM back-ends at hand, so the demo brings its own: small OpenAI-compatible
+mock servers on free loopback ports (``GET /v1/models``, ``POST /v1/chat/completions`` with a
+``usage`` block, Ollama's ``GET /api/tags``), one per LLMProvider of ``examples/standalone``.
+The example manifests are copied to a temporary folder with their ``baseURL``s pointed at the
+mocks and faster health checks, and the standalone router serves them. The demo then prints
+``curl`` lines to paste, and (unless ``--no-traffic``) sends a request through the router every
+few seconds, so that ``POST /admin/fail`` on a mock shows failover happening live.
+
+``MockProvider`` is also what the test suite uses as a provider that records what it receives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import shlex
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import httpx
+import yaml
+from aiohttp import web
+
+from provider_router.client import AsyncRouterClient, RouterError
+from provider_router.manifests import manifest_files
+from provider_router.standalone import DEFAULT_PORT, Standalone, run_loop
+
+log = logging.getLogger("provider_router.demo")
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "standalone"
+DEMO_INTERVAL_SECONDS = 2
+"""Health-check interval of the demo's providers, so failover shows within seconds."""
+
+_BUILTIN_MANIFESTS = """\
+apiVersion: router.zoeyos.io/v1alpha1
+kind: LLMProvider
+metadata: {name: local-llama, labels: {tier: local}}
+spec:
+  baseURL: http://127.0.0.1:11434
+  apiFormat: ollama
+  capabilities: [chat, embeddings]
+  models: [llama3.2:3b]
+  priority: 10
+  costPer1kTokens: 0
+---
+apiVersion: router.zoeyos.io/v1alpha1
+kind: LLMProvider
+metadata: {name: openai-compatible, labels: {tier: paid}}
+spec:
+  baseURL: https://api.openai.com
+  capabilities: [chat, embeddings, vision]
+  models: [gpt-4o-mini]
+  priority: 5
+  costPer1kTokens: 0.002
+  credentialsSecretRef: {name: openai-compatible-key, key: api-key}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: openai-compatible-key}
+stringData: {api-key: demo-not-a-real-key}
+---
+apiVersion: router.zoeyos.io/v1alpha1
+kind: RoutingPolicy
+metadata: {name: default}
+spec: {default: true, strategy: Cost, requirements: {capabilities: [chat]}}
+"""
+
+
+# -- the mock provider -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes = b""
+
+
+@dataclass
+class MockProvider:
+    """An OpenAI-compatible (and Ollama-ish) mock LLM server on loopback.
+
+    Admin endpoints: ``POST /admin/fail`` (``?status=503`` by default; ``?status=429&
+    retryAfter=30`` for rate limiting), ``POST /admin/recover``, ``GET /admin/state``.
+    While failing, every non-admin request gets the failure status.
+    """
+
+    name: str
+    models: list[str] = field(default_factory=lambda: ["mock-model"])
+    host: str = "127.0.0.1"
+    port: int = 0
+    api_key: str | None = None
+    """When set, non-admin requests without ``Bearer <api_key>`` (or ``x-api-key``) get 401."""
+    latency: float = 0.0
+    fail_status: int | None = None
+    retry_after: float | None = None
+    requests: list[RecordedRequest] = field(default_factory=list)
+    _runner: web.AppRunner | None = field(default=None, repr=False)
+    _completions: int = field(default=0, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_post("/admin/fail", self._fail)
+        app.router.add_post("/admin/recover", self._recover)
+        app.router.add_get("/admin/state", self._state)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        await site.start()
+        self._runner = runner
+        self.port = int(runner.addresses[0][1])
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    def fail(self, status: int = 503, retry_after: float | None = None) -> None:
+        self.fail_status, self.retry_after = status, retry_after
+
+    def recover(self) -> None:
+        self.fail_status, self.retry_after = None, None
+
+    def authorizations(self) -> list[str]:
+        """Every credential header value received, in order."""
+        return [v for r in self.requests for k, v in r.headers.items()
+                if k.lower() in ("authorization", "x-api-key")]
+
+    async def _fail(self, request: web.Request) -> web.Response:
+        try:
+            status = int(request.query.get("status", "503"))
+            retry = request.query.get("retryAfter") or request.query.get("retry_after")
+            self.fail(status, float(retry) if retry else None)
+        except ValueError:
+            return web.json_response({"error": "status and retryAfter must be numbers"},
+                                     status=400)
+        return web.json_response({"name": self.name, "failing": True, "status": status})
+
+    async def _recover(self, request: web.Request) -> web.Response:
+        self.recover()
+        return web.json_response({"name": self.name, "failing": False})
+
+    async def _state(self, request: web.Request) -> web.Response:
+        return web.json_response({"name": self.name, "failStatus": self.fail_status,
+                                  "requests": len(self.requests),
+                                  "completions": self._completions})
+
+    def _authorized(self, request: web.Request) -> bool:
+        if self.api_key is None:
+            return True
+        return (request.headers.get("authorization") == f"Bearer {self.api_key}"
+                or request.headers.get("x-api-key") == self.api_key)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        self.requests.append(RecordedRequest(request.method, request.path,
+                                             dict(request.headers), body))
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        if self.fail_status is not None:
+            headers = ({"Retry-After": f"{self.retry_after:g}"}
+                       if self.retry_after is not None else {})
+            return web.json_response({"error": {"message": f"{self.name} is failing (mock)",
+                                                "type": "mock_failure"}},
+                                     status=self.fail_status, headers=headers)
+        if not self._authorized(request):
+            return web.json_response({"error": {"message": "invalid api key",
+                                                "type": "invalid_request_error"}}, status=401)
+        path = request.path.rstrip("/")
+        if request.method == "GET" and path.endswith("/models"):
+            return web.json_response({"object": "list", "data": [
+                {"id": m, "object": "model", "created": 0, "owned_by": self.name}
+                for m in self.models]})
+        if request.method == "GET" and path == "/api/tags":
+            return web.json_response({"models": [{"name": m, "model": m} for m in self.models]})
+        if request.method == "POST" and path.endswith("/chat/completions"):
+            return self._completion(body)
+        if request.method == "POST" and path.endswith("/embeddings"):
+            return web.json_response({"object": "list", "model": self.models[0], "data": [
+                {"object": "embedding", "index": 0, "embedding": [0.0, 0.1, 0.2]}],
+                "usage": {"prompt_tokens": 3, "total_tokens": 3}})
+        return web.json_response({"error": {"message": f"no route {request.path}"}},
+                                 status=404)
+
+    def _completion(self, body: bytes) -> web.Response:
+        try:
+            payload = json.loads(body or b"{}")
+        except ValueError:
+            return web.json_response({"error": {"message": "body is not JSON"}}, status=400)
+        if not isinstance(payload, dict):
+            payload = {}
+        messages = payload.get("messages") or []
+        prompt = " ".join(str(m.get("content", "")) for m in messages if isinstance(m, dict))
+        answer = f"Hello from {self.name} (a mock provider of the provider-router demo)."
+        prompt_tokens = max(1, len(prompt) // 4)
+        completion_tokens = max(1, len(answer) // 4)
+        self._completions += 1
+        return web.json_response({
+            "id": f"chatcmpl-{self.name}-{self._completions}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": payload.get("model") or self.models[0],
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": answer}}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens},
+        })
+
+
+# -- manifests for the demo --------------------------------------------------------------------
+
+
+def _source_documents(source: Path | None) -> list[tuple[str, list[Any]]]:
+    """``(file name, documents)`` of the manifests the demo starts from."""
+    if source is None and EXAMPLES.is_dir():
+        source = EXAMPLES
+    if source is None:
+        return [("demo.yaml", list(yaml.safe_load_all(_BUILTIN_MANIFESTS)))]
+    files = manifest_files(source)
+    root = source if source.is_dir() else source.parent
+    return [(str(f.relative_to(root)), list(yaml.safe_load_all(f.read_text(encoding="utf-8"))))
+            for f in files]
+
+
+async def prepare(directory: Path, source: Path | None = None
+                  ) -> tuple[list[MockProvider], Path]:
+    """Start one mock per LLMProvider and write the manifests, pointed at the mocks, into
+    ``directory``. Returns the (started) mocks."""
+    mocks: list[MockProvider] = []
+    try:
+        for name, docs in _source_documents(source):
+            for doc in docs:
+                if not isinstance(doc, dict) or doc.get("kind") != "LLMProvider":
+                    continue
+                spec = doc.setdefault("spec", {})
+                mock = MockProvider(str(doc["metadata"]["name"]),
+                                    list(spec.get("models") or ["mock-model"]))
+                url = await mock.start()
+                mocks.append(mock)
+                suffix = "/v1" if str(spec.get("baseURL", "")).rstrip("/").endswith("/v1") else ""
+                spec["baseURL"] = url + suffix
+                check = spec.setdefault("healthCheck", {})
+                check.update(intervalSeconds=DEMO_INTERVAL_SECONDS, timeoutSeconds=1)
+            target = directory / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(yaml.safe_dump_all(docs, sort_keys=False), encoding="utf-8")
+    except BaseException:
+        for mock in mocks:
+            await mock.stop()
+        raise
+    return mocks, directory
+
+
+# -- the banner --------------------------------------------------------------------------------
+
+
+def banner(router_url: str, mocks: list[MockProvider], manifests: Path) -> str:
+    first = mocks[0] if mocks else None
+    width = max((len(m.name) for m in mocks), default=8)
+    report = json.dumps({"provider": first.name if first else "local-llama",
+                         "namespace": "default", "outcome": "success", "latencyMs": 120,
+                         "inputTokens": 50, "outputTokens": 20})
+    lines = [
+        "",
+        "provider-router demo",
+        f"  router      {router_url}",
+        f"  manifests   {manifests}   (edit them: the router reloads)",
+    ]
+    lines += [f"  mock        {m.name:<{width}}  {m.url}" for m in mocks]
+    lines += [
+        "",
+        "Route a chat request (the answer names the provider, its apiBase and the fallbacks):",
+        f"  curl -s '{router_url}/v1/route?capability=chat'",
+        "Why that one? Every candidate with its reasons (lease=false: just looking):",
+        f"  curl -s '{router_url}/v1/route?capability=chat&explain=true&lease=false'",
+        "Report how a call went (workloads send the route's leaseId instead of a provider):",
+        f"  curl -s -X POST {router_url}/v1/report -H 'content-type: application/json'"
+        f" -d {shlex.quote(report)}",
+        "The live table (health, circuit, load, spend), the policies, and the metrics:",
+        f"  curl -s {router_url}/v1/providers",
+        f"  curl -s {router_url}/v1/policies",
+        f"  curl -s {router_url}/metrics | grep ^provider_router_",
+    ]
+    if first is not None:
+        chat = json.dumps({"model": first.models[0],
+                           "messages": [{"role": "user", "content": "Hello!"}]})
+        lines += [
+            "Call a provider the way an OpenAI SDK would (base_url = the route's apiBase):",
+            f"  curl -s {first.url}/v1/chat/completions -H 'content-type: application/json'"
+            f" -d {shlex.quote(chat)}",
+            "",
+            f"Failover: make {first.name} fail, watch traffic move, then bring it back:",
+            f"  curl -s -X POST {first.url}/admin/fail",
+            f"  curl -s '{router_url}/v1/route?capability=chat&explain=true&lease=false'",
+            f"  curl -s -X POST {first.url}/admin/recover",
+            f"  (a 429 instead: curl -s -X POST '{first.url}/admin/fail?status=429&retryAfter=20')",
+        ]
+    lines += ["", "Press Ctrl-C to stop.", ""]
+    return "\n".join(lines)
+
+
+# -- traffic -----------------------------------------------------------------------------------
+
+
+async def traffic(router_url: str, out: TextIO, interval: float = 2.0) -> None:
+    """One chat request through the router every ``interval`` seconds, reported with the
+    client's context manager, and one line printed per request."""
+    async with AsyncRouterClient(router_url) as router, httpx.AsyncClient(
+            timeout=5.0, trust_env=False) as http:
+        while True:
+            await asyncio.sleep(interval)
+            line = await _one_request(router, http)
+            print(f"[traffic] {line}", file=out, flush=True)
+
+
+async def _one_request(router: AsyncRouterClient, http: httpx.AsyncClient) -> str:
+    call = router.call(capabilities=["chat"])
+    try:
+        async with call:
+            response = await http.post(
+                call.provider.api_base + "/chat/completions",
+                json={"model": call.provider.model or "mock-model",
+                      "messages": [{"role": "user", "content": "Say hello."}]})
+            response.raise_for_status()
+            usage = response.json().get("usage", {})
+            call.tokens(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+    except RouterError as error:
+        return f"no route: {error.message}"
+    except httpx.HTTPError as error:
+        what = (f"HTTP {error.response.status_code}"
+                if isinstance(error, httpx.HTTPStatusError) else type(error).__name__)
+        outcome = call.outcome.value if call.outcome else "?"
+        return f"{call.provider.name}: {what}, reported as {outcome}"
+    return f"{call.provider.name}: HTTP 200 in {call.elapsed_ms or 0:.0f} ms, reported as success"
+
+
+# -- running -----------------------------------------------------------------------------------
+
+
+async def run_demo(host: str = "127.0.0.1", port: int = DEFAULT_PORT, *,
+                   duration: float | None = None, send_traffic: bool = True,
+                   manifests: Path | None = None, out: TextIO | None = None,
+                   stop: asyncio.Event | None = None,
+                   on_ready: Callable[[Standalone, list[MockProvider]], None] | None = None,
+                   ) -> int:
+    """Run the demo until ``duration`` elapses, ``stop`` is set, or SIGINT/SIGTERM."""
+    out = out or sys.stdout
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    with tempfile.TemporaryDirectory(prefix="provider-router-demo-") as temp:
+        mocks, folder = await prepare(Path(temp), manifests)
+        router: Standalone | None = None
+        background: list[asyncio.Task[Any]] = []
+        try:
+            router = Standalone(folder, host=host, port=port, probe_initial_delay=0.0)
+            try:
+                await router.start()
+            except OSError as error:
+                if port == 0:
+                    raise
+                print(f"port {port} is busy ({error.strerror}); using a free port instead",
+                      file=out, flush=True)
+                await router.prober.stop()
+                router = Standalone(folder, host=host, port=0, probe_initial_delay=0.0)
+                await router.start()
+            print(banner(router.url, mocks, folder), file=out, flush=True)
+            if on_ready is not None:
+                on_ready(router, mocks)
+            if send_traffic:
+                background.append(loop.create_task(traffic(router.url, out)))
+            if duration is not None:
+                background.append(loop.create_task(_stop_after(stop, duration)))
+            await router.run_until(stop)
+        finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            if router is not None:
+                await router.stop()
+            for mock in mocks:
+                await mock.stop()
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+    print("demo stopped", file=out, flush=True)
+    return 0
+
+
+async def _stop_after(stop: asyncio.Event, seconds: float) -> None:
+    await asyncio.sleep(seconds)
+    stop.set()
+
+
+def demo(host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, duration: float | None = None,
+         send_traffic: bool = True, manifests: Path | None = None) -> int:
+    """``provider-router demo``: blocking; returns the exit code."""
+    return run_loop(run_demo(host, port, duration=duration, send_traffic=send_traffic,
+                             manifests=manifests))

@@ -1,0 +1,121 @@
+"""The ``provider-router`` command line: each subcommand parses its flags and calls the
+library; client subcommands print JSON from a real running router."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from provider_router.cli import build_parser, main
+from standalone.router_harness import Env
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("serve", "demo", "crds", "route", "providers", "policies", "operator"):
+        assert command in out
+
+
+def test_defaults() -> None:
+    parser = build_parser()
+    serve = parser.parse_args(["serve", "--manifests", "x"])
+    assert (serve.host, serve.port, serve.manifests) == ("127.0.0.1", 8080, Path("x"))
+    route = parser.parse_args(["route", "-c", "chat", "-c", "vision"])
+    assert route.capability == ["chat", "vision"]
+    assert route.url is None  # RouterClient falls back to $PROVIDER_ROUTER_URL, then :8080
+    with pytest.raises(SystemExit):
+        parser.parse_args(["serve"])  # --manifests is required
+    with pytest.raises(SystemExit):
+        parser.parse_args(["operator", "-n", "a", "-A"])  # one or the other
+
+
+def test_crds_prints_yaml(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "crds")
+    assert code == 0
+    docs = [d for d in yaml.safe_load_all(out) if d]
+    assert {d["spec"]["names"]["kind"] for d in docs} == {"LLMProvider", "RoutingPolicy"}
+    assert all(d["kind"] == "CustomResourceDefinition" for d in docs)
+
+
+def test_crds_out_writes_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "crds", "--out", str(tmp_path))
+    assert code == 0
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert len(written) == 2
+    assert sorted(Path(line).name for line in out.split()) == written
+
+
+def test_operator_passes_its_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[dict[str, Any]] = []
+    fake = types.ModuleType("provider_router.operator")
+    fake.run = lambda **kwargs: calls.append(kwargs)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "provider_router.operator", fake)
+    assert main(["operator", "-n", "a", "--namespace", "b", "--route-port", "9000",
+                 "--kubeconfig", "/k"]) == 0
+    assert main(["operator", "-A"]) == 0
+    assert calls == [
+        {"namespaces": ["a", "b"], "all_namespaces": False, "route_port": 9000,
+         "kubeconfig": "/k"},
+        {"namespaces": [], "all_namespaces": True, "route_port": 8080, "kubeconfig": None}]
+
+
+def test_operator_missing_exits_2(monkeypatch: pytest.MonkeyPatch,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "provider_router.operator", None)
+    code, _, err = run_cli(capsys, "operator", "-A")
+    assert code == 2
+    assert "provider-router operator is not available" in err
+
+
+async def test_client_commands_against_a_running_router(
+        env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    def cli(*argv: str) -> tuple[int, str, str]:
+        return run_cli(capsys, *argv, "--url", env.url)
+
+    # main() blocks, so it runs in a thread while this loop serves the router.
+    code, out, _ = await asyncio.to_thread(cli, "route", "-c", "chat", "--explain")
+    assert code == 0
+    route = json.loads(out)
+    assert route["provider"]["name"] == "alpha"
+    assert route["leaseId"] is None  # the CLI only looks, unless --lease
+    assert {c["name"] for c in route["candidates"]} == {"alpha", "beta"}
+
+    code, out, _ = await asyncio.to_thread(cli, "route", "--lease")
+    lease = json.loads(out)["leaseId"]
+    assert lease
+    code, out, _ = await asyncio.to_thread(cli, "report", "--lease-id", lease, "--outcome",
+                                           "success", "--latency-ms", "12")
+    assert code == 0
+    assert json.loads(out)["leaseReleased"] is True
+
+    code, out, _ = await asyncio.to_thread(cli, "providers")
+    assert [p["name"] for p in json.loads(out)["providers"]] == ["alpha", "beta"]
+    code, out, _ = await asyncio.to_thread(cli, "policies", "-n", "default")
+    assert [p["name"] for p in json.loads(out)["policies"]] == ["main"]
+
+    code, out, err = await asyncio.to_thread(cli, "route", "--policy", "nope")
+    assert code == 1
+    assert out == ""
+    assert json.loads(err)["error"]["code"] == "unknown_policy"
+
+
+def test_client_command_without_router(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "providers", "--url", "http://127.0.0.1:9")
+    assert code == 1
+    assert json.loads(err)["error"]["code"] == "RouterUnavailable"

@@ -1,0 +1,229 @@
+"""The Prober against real loopback servers: bounded concurrency, per-provider credentials,
+and loops that follow the table as providers come and go."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import httpx
+from aiohttp import web
+
+from provider_router.api import LLMProviderSpec, SecretKeyRef
+from provider_router.engine import Health, ProbeResult, RoutingTable
+from provider_router.health import Prober
+
+StartApp = Callable[[web.Application], Awaitable[str]]
+
+
+class Recorder:
+    """An aiohttp app that answers 200 (after ``delay``) and remembers every request."""
+
+    def __init__(self, delay: float = 0.0, status: int = 200) -> None:
+        self.delay = delay
+        self.status = status
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.app = web.Application()
+        self.app.router.add_route("*", "/{tail:.*}", self.handle)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.requests.append((request.path, dict(request.headers)))
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            return web.json_response({"object": "list", "data": []}, status=self.status)
+        finally:
+            self.in_flight -= 1
+
+    def paths(self) -> list[str]:
+        return [path for path, _ in self.requests]
+
+
+def spec(url: str, **extra: object) -> LLMProviderSpec:
+    return LLMProviderSpec.model_validate({"baseURL": url, **extra})
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.01)
+
+
+async def test_bounded_concurrency_with_200_providers(start_app: StartApp) -> None:
+    server = Recorder(delay=0.02)
+    url = await start_app(server.app)
+    table = RoutingTable()
+    for i in range(200):
+        table.upsert_provider("default", f"p{i}", spec(f"{url}/p{i}"))
+    # A client with room for 1,000 connections: only the semaphore may hold probes back.
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=1000)) as client:
+        prober = Prober(table, concurrency=8, client=client, initial_delay=0.0)
+        prober.start()
+        try:
+            await wait_for(lambda: all(s.health is Health.HEALTHY for s in table.providers()),
+                           timeout=10)
+        finally:
+            await prober.stop()
+        assert not client.is_closed  # a client passed in belongs to the caller
+    assert len(set(server.paths())) == 200
+    assert server.max_in_flight == 8
+    assert prober.max_in_flight == 8
+
+
+async def test_results_reach_the_table_and_the_hook(start_app: StartApp) -> None:
+    good, bad = Recorder(), Recorder(status=503)
+    good_url, bad_url = await start_app(good.app), await start_app(bad.app)
+    table = RoutingTable()
+    table.upsert_provider("ns", "good", spec(good_url))
+    table.upsert_provider("ns", "bad", spec(bad_url, healthCheck={"failureThreshold": 1}))
+    seen: list[tuple[str, str, ProbeResult]] = []
+
+    async def hook(namespace: str, name: str, result: ProbeResult) -> None:
+        seen.append((namespace, name, result))
+
+    async with Prober(table, on_result=hook, initial_delay=0.0) as prober:
+        await wait_for(lambda: len(seen) >= 2)
+        assert prober.probed == {("ns", "good"), ("ns", "bad")}
+    results = {name: result for _, name, result in seen}
+    assert results["good"].ok
+    assert results["bad"].reason == "ServerError"
+    assert table.provider("ns", "good").health is Health.HEALTHY
+    assert table.provider("ns", "bad").health is Health.UNHEALTHY
+
+
+async def test_a_failing_hook_does_not_stop_probing(start_app: StartApp) -> None:
+    server = Recorder()
+    url = await start_app(server.app)
+    table = RoutingTable()
+    table.upsert_provider("default", "p", spec(url, healthCheck={"intervalSeconds": 1,
+                                                                 "timeoutSeconds": 1}))
+    calls = 0
+
+    def hook(namespace: str, name: str, result: ProbeResult) -> None:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("hook bug")
+
+    async with Prober(table, on_result=hook, initial_delay=0.0, jitter=0.0):
+        await wait_for(lambda: calls >= 2, timeout=4)
+    assert len(server.requests) >= 2
+
+
+async def test_credentials_go_only_to_their_provider(start_app: StartApp) -> None:
+    first, second = Recorder(), Recorder()
+    url1, url2 = await start_app(first.app), await start_app(second.app)
+    secrets = {("team-a", "creds-a"): {"key": "token-for-a"},
+               ("team-b", "creds-b"): {"key": "token-for-b"}}
+    lookups: list[tuple[str, str]] = []
+
+    def credential_for(namespace: str, ref: SecretKeyRef) -> str | None:
+        lookups.append((namespace, ref.name))
+        return secrets.get((namespace, ref.name), {}).get(ref.key)
+
+    table = RoutingTable()
+    table.upsert_provider("team-a", "a", spec(
+        url1 + "/a", credentialsSecretRef={"name": "creds-a", "key": "key"}))
+    table.upsert_provider("team-a", "plain", spec(url1 + "/plain"))
+    table.upsert_provider("team-b", "b", spec(
+        url2 + "/b", apiFormat="anthropic", credentialsSecretRef={"name": "creds-b",
+                                                                  "key": "key"}))
+    # The same secret name in another namespace is another secret: b's ref does not reach a's.
+    table.upsert_provider("team-b", "borrower", spec(
+        url2 + "/borrower", credentialsSecretRef={"name": "creds-a", "key": "key"}))
+    async with Prober(table, credential_for=credential_for, initial_delay=0.0):
+        await wait_for(lambda: len(first.requests) >= 2 and len(second.requests) >= 2)
+
+    def headers_for(server: Recorder, prefix: str) -> dict[str, str]:
+        (headers,) = [h for path, h in server.requests if path.startswith(prefix)][:1]
+        return {k.lower(): v for k, v in headers.items()}
+
+    a = headers_for(first, "/a/")
+    assert a["authorization"] == "Bearer token-for-a"
+    plain = headers_for(first, "/plain/")
+    assert "authorization" not in plain
+    assert "x-api-key" not in plain
+    b = headers_for(second, "/b/")
+    assert b["x-api-key"] == "token-for-b"
+    assert "authorization" not in b
+    borrower = headers_for(second, "/borrower/")
+    assert "authorization" not in borrower
+    assert "x-api-key" not in borrower
+    for server, token in ((first, "token-for-b"), (second, "token-for-a")):
+        assert all(token not in str(h) for _, h in server.requests)
+    assert sorted(set(lookups)) == [("team-a", "creds-a"), ("team-b", "creds-a"),
+                                    ("team-b", "creds-b")]
+
+
+async def test_disabled_and_unchecked_providers_are_not_probed(start_app: StartApp) -> None:
+    server = Recorder()
+    url = await start_app(server.app)
+    table = RoutingTable()
+    table.upsert_provider("default", "on", spec(url + "/on"))
+    table.upsert_provider("default", "off", spec(url + "/off", disabled=True))
+    table.upsert_provider("default", "nocheck", spec(url + "/nocheck",
+                                                     healthCheck={"enabled": False}))
+    async with Prober(table, initial_delay=0.0) as prober:
+        await wait_for(lambda: len(server.requests) >= 1)
+        assert prober.probed == {("default", "on")}
+        assert await prober.probe_now("default", "off") is None
+    assert server.paths() == ["/on/v1/models"]
+
+
+async def test_sync_follows_added_changed_and_removed_providers(start_app: StartApp) -> None:
+    server = Recorder()
+    url = await start_app(server.app)
+    table = RoutingTable()
+    table.upsert_provider("default", "a", spec(url + "/a", healthCheck={"intervalSeconds": 60}))
+    async with Prober(table, initial_delay=0.0) as prober:
+        await wait_for(lambda: "/a/v1/models" in server.paths())
+
+        table.upsert_provider("default", "b", spec(url + "/b"))
+        prober.sync()
+        await wait_for(lambda: "/b/v1/models" in server.paths())
+
+        # A changed spec is probed again promptly, at its new address.
+        table.upsert_provider("default", "a", spec(url + "/a2",
+                                                   healthCheck={"intervalSeconds": 60}))
+        prober.sync()
+        await wait_for(lambda: "/a2/v1/models" in server.paths())
+
+        table.remove_provider("default", "b")
+        table.upsert_provider("default", "a", spec(url + "/a2", disabled=True,
+                                                   healthCheck={"intervalSeconds": 60}))
+        prober.sync()
+        assert prober.probed == set()
+        count = len(server.requests)
+        await asyncio.sleep(0.1)
+        assert len(server.requests) == count
+
+
+async def test_interval_is_respected(start_app: StartApp) -> None:
+    server = Recorder()
+    url = await start_app(server.app)
+    table = RoutingTable()
+    table.upsert_provider("default", "p", spec(url, healthCheck={"intervalSeconds": 1,
+                                                                 "timeoutSeconds": 1}))
+    loop = asyncio.get_running_loop()
+    times: list[float] = []
+
+    def hook(namespace: str, name: str, result: ProbeResult) -> None:
+        times.append(loop.time())
+
+    async with Prober(table, on_result=hook, initial_delay=0.0, jitter=0.0):
+        await wait_for(lambda: len(times) >= 2, timeout=4)
+    assert 0.9 <= times[1] - times[0] <= 1.5
+
+
+async def test_stop_closes_its_own_client(start_app: StartApp) -> None:
+    table = RoutingTable()
+    prober = Prober(table)
+    prober.start()
+    client = prober.client
+    await prober.stop()
+    assert client.is_closed
