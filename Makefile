@@ -19,6 +19,9 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed testenv-build
 	$(PY) -m pytest tests
 
+integration: $(VENV)/.installed testenv-build
+	$(PY) -m pytest tests/integration tests/operator
+
 unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit
 
@@ -26,11 +29,14 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy src
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed testenv-build
 	$(PY) bench/engine.py
+	$(PY) bench/route_service.py
+	$(PY) bench/operator_scale.py
 
 crds: $(VENV)/.installed
 	$(VENV)/bin/provider-router crds --out crds
+	bash tests/tools/sync-chart-crds.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks
