@@ -33,7 +33,7 @@ from provider_router.manifests import (
     apply_manifests,
     load_manifests,
 )
-from provider_router.service import Server, ServiceMetrics, create_app
+from provider_router.service import Server, ServiceMetrics, create_app, tune_gc
 
 log = logging.getLogger("provider_router.standalone")
 
@@ -256,6 +256,7 @@ async def serve_until_signalled(manifests: str | os.PathLike[str], host: str = D
         log.error("cannot listen on %s:%d: %s", host, port, error)
         await standalone.prober.stop()
         return 1
+    tune_gc()  # the process's entry point, after the table is loaded: see tune_gc
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
