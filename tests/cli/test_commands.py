@@ -66,13 +66,23 @@ def test_operator_passes_its_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = types.ModuleType("provider_router.operator")
     fake.run = lambda **kwargs: calls.append(kwargs)  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "provider_router.operator", fake)
+    monkeypatch.delenv("POD_NAMESPACE", raising=False)
     assert main(["operator", "-n", "a", "--namespace", "b", "--route-port", "9000",
                  "--kubeconfig", "/k"]) == 0
-    assert main(["operator", "-A"]) == 0
+    assert main(["operator", "-A", "--leader-elect", "--leader-lease", "r-leader",
+                 "--liveness-port", "0"]) == 0
+    monkeypatch.setenv("POD_NAMESPACE", "router-system")
+    assert main(["operator", "-A", "--leader-elect"]) == 0
+    common = {"leader_lease": "provider-router-leader", "liveness_port": 8081,
+              "leader_elect": False}
     assert calls == [
-        {"namespaces": ["a", "b"], "all_namespaces": False, "route_port": 9000,
-         "kubeconfig": "/k"},
-        {"namespaces": [], "all_namespaces": True, "route_port": 8080, "kubeconfig": None}]
+        {**common, "namespaces": ["a", "b"], "all_namespaces": False, "route_port": 9000,
+         "kubeconfig": "/k", "leader_namespace": "a"},
+        {**common, "namespaces": [], "all_namespaces": True, "route_port": 8080,
+         "kubeconfig": None, "leader_elect": True, "leader_lease": "r-leader",
+         "liveness_port": None, "leader_namespace": "default"},
+        {**common, "namespaces": [], "all_namespaces": True, "route_port": 8080,
+         "kubeconfig": None, "leader_elect": True, "leader_namespace": "router-system"}]
 
 
 def test_operator_missing_exits_2(monkeypatch: pytest.MonkeyPatch,

@@ -11,7 +11,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
 
-from provider_router.api import ApiFormat, CircuitState, LLMProviderSpec
+from provider_router.api import ApiFormat, LLMProviderSpec
 from provider_router.engine._circuit import CircuitBreaker
 from provider_router.engine._reasons import Block
 from provider_router.engine._windows import SlidingWindow
@@ -136,26 +136,33 @@ class ProviderState:
     # -- derived figures ---------------------------------------------------------------------
 
     def compute_blocks(self, now: float) -> int:
+        # On every route to a limited provider: plain attribute reads, no method calls where
+        # a comparison will do.
         spec = self.spec
-        blocks = Block.NONE
-        if spec.disabled:
-            blocks |= Block.DISABLED
-        if self.health is Health.UNHEALTHY:
+        blocks = Block.DISABLED if spec.disabled else Block.NONE
+        health = self.health
+        if health is Health.UNHEALTHY:
             blocks |= Block.UNHEALTHY
-        elif self.health is Health.UNAUTHORIZED:
+        elif health is Health.UNAUTHORIZED:
             blocks |= Block.UNAUTHORIZED
-        state = self.breaker.state(now)
-        if state is CircuitState.OPEN:
-            blocks |= Block.CIRCUIT_OPEN
-        elif state is CircuitState.HALF_OPEN and self.breaker.trial is not None:
-            blocks |= Block.HALF_OPEN_TRIAL
+        breaker = self.breaker
+        if breaker.open_until is not None:
+            if now < breaker.open_until:
+                blocks |= Block.CIRCUIT_OPEN
+            elif breaker.trial is not None:
+                blocks |= Block.HALF_OPEN_TRIAL
         if self.cooling_until is not None and now < self.cooling_until:
             blocks |= Block.COOLING_DOWN
-        if spec.max_concurrent is not None and self.in_flight >= spec.max_concurrent:
+        limit = spec.max_concurrent
+        if limit is not None and self.in_flight >= limit:
             blocks |= Block.AT_CAPACITY
-        if spec.rate_limit_rpm is not None and self.requests.total(now) >= spec.rate_limit_rpm:
+        limit = spec.rate_limit_rpm
+        # Each request counts one, so fewer recorded events than the limit cannot exhaust it.
+        if limit is not None and len(self.requests) >= limit and \
+                self.requests.total(now) >= limit:
             blocks |= Block.RPM_EXHAUSTED
-        if spec.rate_limit_tpm is not None and self.tokens.total(now) >= spec.rate_limit_tpm:
+        limit = spec.rate_limit_tpm
+        if limit is not None and self.tokens.total(now) >= limit:
             blocks |= Block.TPM_EXHAUSTED
         return blocks
 

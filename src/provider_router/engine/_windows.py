@@ -30,6 +30,10 @@ class SlidingWindow:
         self._prune(now)
         return self._total
 
+    def __len__(self) -> int:
+        """Amounts recorded and not yet pruned (some may be older than the window)."""
+        return len(self._events)
+
     def next_expiry(self) -> float | None:
         """When the oldest recorded amount leaves the window."""
         return self._events[0][0] + self.span if self._events else None

@@ -81,7 +81,9 @@ class StatusWriter:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=interval)
             self._wake.clear()
-            if not self.is_leader():
+            # Before the first full listing, a policy may be seen before its providers: its
+            # status would be computed from half a table and written twice. Wait for all.
+            if not self.is_leader() or not self.reconciler.synced():
                 continue
             try:
                 await self.flush()
