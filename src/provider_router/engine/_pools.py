@@ -41,7 +41,8 @@ class RankedPool:
     __slots__ = ("_cursor", "_rank_of", "_sorted")
 
     def __init__(self) -> None:
-        self._sorted: list[tuple[Rank, int]] = []
+        # Flat (*rank, slot) tuples: comparing flat tuples is cheaper than nested ones.
+        self._sorted: list[tuple[float, ...]] = []
         self._rank_of: dict[int, Rank] = {}
         self._cursor = 0
 
@@ -51,15 +52,15 @@ class RankedPool:
             return
         ordered = self._sorted
         if old is not None:
-            del ordered[bisect_left(ordered, (old, slot))]
-        insort(ordered, (rank, slot))
+            del ordered[bisect_left(ordered, (*old, slot))]
+        insort(ordered, (*rank, slot))
         self._rank_of[slot] = rank
 
     def drop(self, slot: int) -> None:
         old = self._rank_of.pop(slot, None)
         if old is not None:
             ordered = self._sorted
-            del ordered[bisect_left(ordered, (old, slot))]
+            del ordered[bisect_left(ordered, (*old, slot))]
 
     def __contains__(self, slot: int) -> bool:
         return slot in self._rank_of
@@ -68,7 +69,7 @@ class RankedPool:
         return len(self._rank_of)
 
     def members(self) -> Iterator[int]:
-        return (slot for _, slot in self._sorted)
+        return (int(entry[-1]) for entry in self._sorted)
 
     def resume(self, cursor: int) -> None:
         """Continue the rotation from ``cursor``, where a replaced pool left off."""
@@ -79,22 +80,22 @@ class RankedPool:
         ordered = self._sorted
         if not ordered or count <= 0:
             return []
-        top = ordered[0][0]
-        group_end = bisect_right(ordered, (top, sys.maxsize))
-        start = bisect_left(ordered, (top, self._cursor), 0, group_end)
+        top = ordered[0][:-1]
+        group_end = bisect_right(ordered, (*top, sys.maxsize))
+        start = bisect_left(ordered, (*top, self._cursor), 0, group_end)
         if start >= group_end:
             start = 0
-        self._cursor = ordered[start][1] + 1
-        chosen = [slot for _, slot in ordered[start:min(group_end, start + count)]]
+        self._cursor = int(ordered[start][-1]) + 1
+        chosen = [int(e[-1]) for e in ordered[start:min(group_end, start + count)]]
         if len(chosen) < count and start > 0:
-            chosen += [slot for _, slot in ordered[:min(start, count - len(chosen))]]
+            chosen += [int(e[-1]) for e in ordered[:min(start, count - len(chosen))]]
         if len(chosen) < count:
-            chosen += [slot for _, slot in ordered[group_end:group_end + count - len(chosen)]]
+            chosen += [int(e[-1]) for e in ordered[group_end:group_end + count - len(chosen)]]
         return chosen
 
     def order_after(self, first: int, count: int) -> list[int]:
         """Up to ``count`` slots other than ``first``, in rank order, without taking a turn."""
-        return [slot for _, slot in self._sorted[:count + 1] if slot != first][:count]
+        return [int(e[-1]) for e in self._sorted[:count + 1] if e[-1] != first][:count]
 
 
 class WeightedPool:

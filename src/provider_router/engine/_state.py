@@ -174,11 +174,11 @@ class ProviderState:
         if self.cooling_until is not None and now < self.cooling_until:
             times.append(self.cooling_until)
         if self.spec.rate_limit_rpm is not None:
-            expiry = self.requests.next_expiry()
+            expiry = self.requests.next_expiry(now)
             if expiry is not None:
                 times.append(expiry)
         if self.spec.rate_limit_tpm is not None:
-            expiry = self.tokens.next_expiry()
+            expiry = self.tokens.next_expiry(now)
             if expiry is not None:
                 times.append(expiry)
         return min(times) if times else None

@@ -508,7 +508,7 @@ class RoutingTable:
         for entry in self._entries_of.get(state.key, ()):
             entry.update(state, now)
         wake = state.next_change(now)
-        if wake is not None:
+        if wake is not None and wake > now:  # a time already past would spin _advance
             scheduled = self._scheduled.get(state.key)
             if scheduled is None or wake < scheduled:
                 self._scheduled[state.key] = wake

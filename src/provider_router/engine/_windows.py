@@ -34,8 +34,9 @@ class SlidingWindow:
         """Amounts recorded and not yet pruned (some may be older than the window)."""
         return len(self._events)
 
-    def next_expiry(self) -> float | None:
-        """When the oldest recorded amount leaves the window."""
+    def next_expiry(self, now: float) -> float | None:
+        """When the oldest amount still in the window leaves it (always after ``now``)."""
+        self._prune(now)
         return self._events[0][0] + self.span if self._events else None
 
     def frees_at(self, now: float, limit: float) -> float | None:

@@ -269,3 +269,16 @@ def test_state_survives_a_spec_update(table: RoutingTable, add) -> None:
     add(a={"costPer1kTokens": 2.0})
     assert reasons_of(table, "a") == ("CircuitOpen",)
     assert not table.upsert_provider("ns", "a", table.provider("ns", "a").spec)
+
+
+def test_a_rate_window_left_unpruned_never_schedules_a_past_wakeup(
+        table: RoutingTable, add, clock: FakeClock) -> None:
+    # Regression: a window whose events had all expired unread used to schedule its expiry in
+    # the past, and the next call spun forever on that timer.
+    add(a={"rateLimitRPM": 100})
+    table.upsert_policy("ns", "p", policy())
+    for _ in range(3):
+        pick(table)
+    clock.advance(600)
+    assert pick(table) == "a"
+    assert table.provider("ns", "a").requests.total(clock.now) == 1
