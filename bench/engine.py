@@ -63,17 +63,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10,100,1000,10000")
     parser.add_argument("--calls", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="runs per cell, interleaved; the cell shows the median run")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"{'strategy':<12}" + "".join(f"{'N=' + str(n):>22}" for n in sizes)
           + f"{'growth 10->1000':>17}")
     print(f"{'':<12}" + "".join(f"{'median/p99 us':>22}" for _ in sizes))
+    # Rounds are interleaved across every cell, so a burst of noise on this shared machine
+    # lands on one run of many cells rather than on every run of one cell.
+    runs: dict[tuple[Strategy, int], list[tuple[float, float]]] = {}
+    for _ in range(args.rounds):
+        for strategy in Strategy:
+            for size in sizes:
+                calls = args.calls if size <= 1000 else max(args.calls // 4, 1000)
+                runs.setdefault((strategy, size), []).append(measure(strategy, size, calls))
     for strategy in Strategy:
         medians: dict[int, float] = {}
         cells = []
         for size in sizes:
-            calls = args.calls if size <= 1000 else max(args.calls // 4, 1000)
-            median, p99 = measure(strategy, size, calls)
+            median, p99 = sorted(runs[(strategy, size)])[len(runs[(strategy, size)]) // 2]
             medians[size] = median
             cells.append(f"{median:10.1f} /{p99:8.1f}")
         growth = (f"{medians[1000] / medians[10]:16.2f}x"
