@@ -4,8 +4,8 @@ request.
 A pool holds the eligible members of one (policy, requirements) pair, addressed by slot number.
 ``RankedPool`` keeps them sorted by a strategy's rank and rotates among the best-ranked ties, so
 RoundRobin (every rank equal), Priority, Cost, Latency, LeastLoaded and Capability are one
-structure with different rank functions. ``WeightedPool`` samples by weight through a Fenwick
-tree. Both pick in O(log n); updates shift at most one array in C.
+structure with different rank functions. ``WeightedPool`` samples by weight through
+prefix sums. Both pick in O(log n) with C-level bisects.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import random
 import sys
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterator
+from itertools import accumulate
 from typing import Protocol
 
 Rank = tuple[float, ...]
@@ -99,17 +100,22 @@ class RankedPool:
 
 
 class WeightedPool:
-    """Eligible slots drawn at random in proportion to their weights (a Fenwick tree over slots).
+    """Eligible slots drawn at random in proportion to their weights.
+
+    Draws bisect a prefix-sum array in C. The array is rebuilt (``itertools.accumulate``, also
+    in C) only on the first draw after a weight or eligibility changed, which in steady state
+    is rare; a Python-level tree would cost more on every draw than the rebuild does.
 
     A weight of 0 takes no share of the split but can still serve as a fallback, and serves
     when nothing with a positive weight is eligible.
     """
 
-    __slots__ = ("_eligible", "_rng", "_size", "_total", "_tree", "_weights")
+    __slots__ = ("_cumulative", "_eligible", "_rng", "_size", "_stale", "_total", "_weights")
 
     def __init__(self, size: int, rng: random.Random) -> None:
         self._size = size
-        self._tree = [0] * (size + 1)
+        self._cumulative: list[int] = [0] * size
+        self._stale = False
         self._weights = [0] * size
         self._eligible: set[int] = set()
         self._total = 0
@@ -174,30 +180,15 @@ class WeightedPool:
 
     def _set_weight(self, slot: int, weight: int) -> None:
         delta = weight - self._weights[slot]
-        if delta == 0:
-            return
-        self._weights[slot] = weight
-        self._total += delta
-        index = slot + 1
-        tree = self._tree
-        while index <= self._size:
-            tree[index] += delta
-            index += index & -index
+        if delta:
+            self._weights[slot] = weight
+            self._total += delta
+            self._stale = True
 
     def _find(self, target: float) -> int:
         """The slot whose cumulative weight range holds ``target`` (0 <= target < total)."""
-        position = 0
-        remaining = target
-        step = 1 << self._size.bit_length()
-        tree = self._tree
-        while step:
-            nxt = position + step
-            if nxt <= self._size and tree[nxt] <= remaining:
-                position = nxt
-                remaining -= tree[nxt]
-            step >>= 1
-        # position is the count of slots whose cumulative weight is <= target; skip zero weights.
-        slot = min(position, self._size - 1)
-        while self._weights[slot] == 0 and slot > 0:
-            slot -= 1
-        return slot
+        if self._stale:
+            self._cumulative = list(accumulate(self._weights))
+            self._stale = False
+        # Zero-weight slots repeat their predecessor's sum, so bisect_right never lands on one.
+        return min(bisect_right(self._cumulative, target), self._size - 1)
