@@ -8,7 +8,7 @@ An application that wants routing in-process, with no cluster and no HTTP hop, b
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -158,6 +158,38 @@ class AllProvidersFailed(RoutingError):
         super().__init__(f"every provider failed: {detail}")
 
 
+class _Failover:
+    """One decision's candidates tried in order, each outcome reported as it happens."""
+
+    def __init__(self, router: ProviderRouter, decision: RouteDecision) -> None:
+        self.router, self.decision = router, decision
+        self.errors: dict[str, BaseException] = {}
+        self._index = 0
+
+    def candidates(self) -> Iterator[ProviderInfo]:
+        for index, target in enumerate((self.decision.target, *self.decision.fallbacks)):
+            self._index = index
+            yield self.router._infos[target.provider.name]
+
+    def failed(self, info: ProviderInfo, error: BaseException) -> None:
+        self.errors[info.name] = error
+        self._report(info.name, OutcomeKind.ERROR)
+
+    def succeeded(self, info: ProviderInfo) -> None:
+        self._report(info.name, OutcomeKind.SUCCESS)
+
+    def exhausted(self) -> AllProvidersFailed:
+        return AllProvidersFailed(self.errors)
+
+    def _report(self, name: str, outcome: OutcomeKind) -> None:
+        # The primary holds the decision's lease; a fallback is reported by name.
+        if self._index == 0 and self.decision.lease_id is not None:
+            self.router.table.report(Outcome(outcome, lease_id=self.decision.lease_id))
+        else:
+            self.router.table.report(Outcome(outcome, provider=name, namespace=_NAMESPACE,
+                                             policy=_POLICY))
+
+
 class ProviderRouter:
     """Route requests across registered providers, in-process."""
 
@@ -207,44 +239,30 @@ class ProviderRouter:
         then on each fallback in order, reporting each outcome, and return the first result."""
         if attempt is None:
             return self.route(requirements)
-        decision = self.decide(requirements)
-        errors: dict[str, BaseException] = {}
-        for index, target in enumerate((decision.target, *decision.fallbacks)):
-            info = self._infos[target.provider.name]
+        run = _Failover(self, self.decide(requirements))
+        for info in run.candidates():
             try:
                 result = attempt(info)
-            except Exception as error:
-                errors[info.name] = error
-                self._report_attempt(decision, index, info.name, OutcomeKind.ERROR)
+            except Exception as error:  # any failure moves on to the next candidate
+                run.failed(info, error)
                 continue
-            self._report_attempt(decision, index, info.name, OutcomeKind.SUCCESS)
+            run.succeeded(info)
             return result
-        raise AllProvidersFailed(errors)
+        raise run.exhausted()
 
     async def aroute_with_failover(self, requirements: RouteRequirements | None,
                                    attempt: Callable[[ProviderInfo], Awaitable[T]]) -> T:
         """``route_with_failover`` for coroutine attempts."""
-        decision = self.decide(requirements)
-        errors: dict[str, BaseException] = {}
-        for index, target in enumerate((decision.target, *decision.fallbacks)):
-            info = self._infos[target.provider.name]
+        run = _Failover(self, self.decide(requirements))
+        for info in run.candidates():
             try:
                 result = await attempt(info)
-            except Exception as error:
-                errors[info.name] = error
-                self._report_attempt(decision, index, info.name, OutcomeKind.ERROR)
+            except Exception as error:  # any failure moves on to the next candidate
+                run.failed(info, error)
                 continue
-            self._report_attempt(decision, index, info.name, OutcomeKind.SUCCESS)
+            run.succeeded(info)
             return result
-        raise AllProvidersFailed(errors)
-
-    def _report_attempt(self, decision: RouteDecision, index: int, name: str,
-                        outcome: OutcomeKind) -> None:
-        if index == 0 and decision.lease_id is not None:
-            self.table.report(Outcome(outcome, lease_id=decision.lease_id))
-        else:
-            self.table.report(Outcome(outcome, provider=name, namespace=_NAMESPACE,
-                                      policy=_POLICY))
+        raise run.exhausted()
 
     def report(self, name: str, outcome: OutcomeKind | str, *, lease_id: str | None = None,
                latency_ms: float | None = None, retry_after_seconds: float | None = None,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -23,6 +23,7 @@ from provider_router.operator._kube import KubeClient, ObjectRef, decode_secret_
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]
+M = TypeVar("M", LLMProvider, RoutingPolicy)
 
 
 @dataclass
@@ -44,6 +45,16 @@ def describe_validation_error(error: ValidationError) -> str:
         where = ".".join(str(p) for p in problem["loc"])
         parts.append(f"{where}: {problem['msg']}")
     return "; ".join(parts)
+
+
+def _validated(model: type[M], body: Mapping[str, Any], tracked: Tracked) -> M | None:
+    """The resource parsed with the API types, or None with ``InvalidSpec`` recorded."""
+    try:
+        return model.model_validate({"metadata": body.get("metadata", {}),
+                                     "spec": body.get("spec") or {}})
+    except ValidationError as error:
+        tracked.acceptance = Acceptance(False, "InvalidSpec", describe_validation_error(error))
+        return None
 
 
 def _health_from_status(status: Mapping[str, Any]) -> tuple[Health, str, str] | None:
@@ -90,24 +101,15 @@ class Reconciler:
     # -- events --------------------------------------------------------------------------------
 
     async def provider_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        metadata = body.get("metadata", {})
-        key: Key = (metadata.get("namespace", "default"), metadata.get("name", ""))
-        self._seen(metadata.get("uid"))
+        key = self._key_of(body)
         if event_type == "DELETED":
             self.providers.pop(key, None)
             self._refs.pop(key, None)
             self.table.remove_provider(*key)
             return
-        ref = ObjectRef("LLMProvider", "llmproviders", key[0], key[1], metadata.get("uid"))
-        tracked = Tracked(ref, metadata.get("generation"), dict(body.get("status") or {}),
-                          Acceptance(True), labels=dict(metadata.get("labels") or {}))
-        self.providers[key] = tracked
-        try:
-            resource = LLMProvider.model_validate(
-                {"metadata": metadata, "spec": body.get("spec") or {}})
-        except ValidationError as error:
-            tracked.acceptance = Acceptance(False, "InvalidSpec",
-                                            describe_validation_error(error))
+        tracked = self._track(body, key, "LLMProvider", "llmproviders", self.providers)
+        resource = _validated(LLMProvider, body, tracked)
+        if resource is None:
             self._refs.pop(key, None)
             self.table.remove_provider(*key)
             return
@@ -131,26 +133,33 @@ class Reconciler:
                 self.table.restore_health(key[0], key[1], *restored)
 
     async def policy_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        metadata = body.get("metadata", {})
-        key: Key = (metadata.get("namespace", "default"), metadata.get("name", ""))
-        self._seen(metadata.get("uid"))
+        key = self._key_of(body)
         if event_type == "DELETED":
             self.policies.pop(key, None)
             self.table.remove_policy(*key)
             return
-        ref = ObjectRef("RoutingPolicy", "routingpolicies", key[0], key[1], metadata.get("uid"))
-        tracked = Tracked(ref, metadata.get("generation"), dict(body.get("status") or {}),
-                          Acceptance(True))
-        self.policies[key] = tracked
-        try:
-            resource = RoutingPolicy.model_validate(
-                {"metadata": metadata, "spec": body.get("spec") or {}})
-        except ValidationError as error:
-            tracked.acceptance = Acceptance(False, "InvalidSpec",
-                                            describe_validation_error(error))
+        tracked = self._track(body, key, "RoutingPolicy", "routingpolicies", self.policies)
+        resource = _validated(RoutingPolicy, body, tracked)
+        if resource is None:
             self.table.remove_policy(*key)
             return
         self.table.upsert_policy(key[0], key[1], resource.spec, resource.metadata.generation)
+
+    def _key_of(self, body: Mapping[str, Any]) -> Key:
+        """The object's key; marks it seen for readiness."""
+        metadata = body.get("metadata", {})
+        self._seen(metadata.get("uid"))
+        return metadata.get("namespace", "default"), metadata.get("name", "")
+
+    @staticmethod
+    def _track(body: Mapping[str, Any], key: Key, kind: str, plural: str,
+               store: dict[Key, Tracked]) -> Tracked:
+        metadata = body.get("metadata", {})
+        tracked = Tracked(ObjectRef(kind, plural, key[0], key[1], metadata.get("uid")),
+                          metadata.get("generation"), dict(body.get("status") or {}),
+                          Acceptance(True), labels=dict(metadata.get("labels") or {}))
+        store[key] = tracked
+        return tracked
 
     def secret_is_referenced(self, namespace: str, name: str) -> bool:
         return any(k[0] == namespace and r.name == name for k, r in self._refs.items())
