@@ -500,7 +500,9 @@ class RoutingTable:
                 if state is not None:
                     if lease.trial:
                         state.breaker.end_trial(lease_id)
-                    self._touch(state, now)
+                        self._touch(state, now)
+                    elif state.route_sensitive:  # else a lease's end changes nothing ranked
+                        self._touch(state, now)
 
     def _touch(self, state: ProviderState, now: float) -> None:
         """Recompute one provider's eligibility and push it into every pool that holds it."""
