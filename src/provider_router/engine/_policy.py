@@ -60,6 +60,8 @@ class PoolEntry:
         """Whether a route to a member changes its rank here (load or headroom)."""
         self.pool: Pool = (WeightedPool(len(members), rng) if self.strategy is Strategy.WEIGHTED
                            else RankedPool())
+        # The answer for each member, resolved once: the pool's model is fixed.
+        self.targets = [m.target_for(key[1]) for m in members]
         self._sessions: dict[str, int] = {}
         for member in members:
             self.update(member, now)
@@ -108,6 +110,10 @@ class PolicyState:
         self.generation = generation
         self.selected: set[ProviderKey] = set()
         self.base_capabilities = frozenset(spec.requirements.capabilities)
+        # Read on every route; attribute reads on the pydantic spec cost more than these.
+        self.want = 1 + (spec.failover.max_fallbacks if spec.failover.enabled else 0)
+        """How many providers a decision names: the primary and its fallbacks."""
+        self.sticky_enabled = spec.sticky_sessions.enabled
         self.spend = RollingSum(spec.budget.window.seconds) if spec.budget else None
         self.spend_total = 0.0
         self.routed = 0
@@ -131,9 +137,10 @@ class PolicyState:
 
     def budget_state(self, now: float) -> tuple[bool, bool]:
         """``(over_budget, throttled)`` for the spend in the current window."""
-        budget = self.spec.budget
-        if budget is None or self.spend is None:
+        if self.spend is None:  # no budget
             return False, False
+        budget = self.spec.budget
+        assert budget is not None
         spent = self.spend.total(now)
         return spent >= budget.limit_usd, spent >= budget.limit_usd * budget.throttle_ratio
 

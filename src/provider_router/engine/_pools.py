@@ -110,11 +110,15 @@ class WeightedPool:
     when nothing with a positive weight is eligible.
     """
 
-    __slots__ = ("_cumulative", "_eligible", "_rng", "_size", "_stale", "_total", "_weights")
+    __slots__ = ("_cumulative", "_eligible", "_last_positive", "_rng", "_stale", "_total",
+                 "_weights")
 
     def __init__(self, size: int, rng: random.Random) -> None:
-        self._size = size
-        self._cumulative: list[int] = [0] * size
+        # Floats, so that bisecting a float target compares like with like (several times
+        # cheaper in CPython than float against int). Weights are small integers: the sums
+        # stay exact up to 2**53.
+        self._cumulative: list[float] = [0.0] * size
+        self._last_positive = 0
         self._stale = False
         self._weights = [0] * size
         self._eligible: set[int] = set()
@@ -186,9 +190,15 @@ class WeightedPool:
             self._stale = True
 
     def _find(self, target: float) -> int:
-        """The slot whose cumulative weight range holds ``target`` (0 <= target < total)."""
+        """The slot whose cumulative weight range holds ``target`` (0 <= target <= total)."""
         if self._stale:
-            self._cumulative = list(accumulate(self._weights))
-            self._stale = False
-        # Zero-weight slots repeat their predecessor's sum, so bisect_right never lands on one.
-        return min(bisect_right(self._cumulative, target), self._size - 1)
+            self._rebuild()
+        # Zero-weight slots repeat their predecessor's sum, so bisect_right never lands on one;
+        # the upper bound keeps a target rounded up to the total on the last weighted slot.
+        return bisect_right(self._cumulative, target, 0, self._last_positive)
+
+    def _rebuild(self) -> None:
+        cumulative = self._cumulative = list(accumulate(self._weights, initial=0.0))[1:]
+        # The first slot whose running sum reaches the total is the last with a weight.
+        self._last_positive = bisect_left(cumulative, self._total) if cumulative else 0
+        self._stale = False

@@ -96,16 +96,18 @@ class ProviderState:
         self.outcomes: dict[str, int] = {}
         self.last_error: str | None = None
         self.blocks: int = Block.NONE
+        self._targets: dict[str | None, Target] = {}
+        self._limited = (spec.max_concurrent is not None or spec.rate_limit_rpm is not None
+                         or spec.rate_limit_tpm is not None)
         self.load_ranked_pools = 0
         """Pools whose order depends on this provider's load or headroom (kept by the table)."""
-        self._targets: dict[str | None, Target] = {}
+        self.route_sensitive = self._limited
+        """Whether routing to this provider can change its eligibility or rank. An attribute,
+        not a property: every route and every lease expiry reads it."""
 
-    @property
-    def route_sensitive(self) -> bool:
-        """Whether routing to this provider can change its eligibility or rank."""
-        spec = self.spec
-        return (self.load_ranked_pools > 0 or spec.max_concurrent is not None
-                or spec.rate_limit_rpm is not None or spec.rate_limit_tpm is not None)
+    def set_load_ranked_pools(self, count: int) -> None:
+        self.load_ranked_pools = count
+        self.route_sensitive = self._limited or count > 0
 
     def target_for(self, model: str | None) -> Target:
         """This provider as a route answer for ``model`` (its first model when none is asked)."""

@@ -13,6 +13,7 @@ import itertools
 import random
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -64,7 +65,7 @@ class RoutingTable:
     def __init__(self, clock: Clock = time.monotonic, rng: random.Random | None = None,
                  lease_ttl: float = DEFAULT_LEASE_TTL) -> None:
         self.clock = clock
-        self.lease_ttl = lease_ttl
+        self._lease_ttl = float(lease_ttl)
         self._rng = rng or random.Random()
         self._providers: dict[ProviderKey, ProviderState] = {}
         self._policies: dict[tuple[str, str], PolicyState] = {}
@@ -74,13 +75,20 @@ class RoutingTable:
         self._timers: list[tuple[float, ProviderKey]] = []
         self._scheduled: dict[ProviderKey, float] = {}
         self._leases: dict[str, Lease] = {}
-        self._lease_heap: list[tuple[float, str]] = []
+        # Every lease lives for the same TTL and the clock does not go back, so leases expire
+        # in the order they were taken: a FIFO queue, not a heap.
+        self._lease_queue: deque[Lease] = deque()
         self._lease_prefix = secrets.token_hex(4)
         self._lease_seq = itertools.count(1)
         self._incarnations = itertools.count(1)
         self._incarnation_of: dict[ProviderKey, int] = {}
         self.version = 0
         """Bumped on every change to the set of resources; lets edges cache derived views."""
+
+    @property
+    def lease_ttl(self) -> float:
+        """Seconds after which an unreported lease is released; fixed for the table's life."""
+        return self._lease_ttl
 
     # -- resources ---------------------------------------------------------------------------
 
@@ -200,20 +208,19 @@ class RoutingTable:
         now = self.clock()
         self._advance(now)
         policy = self._resolve_policy(request.namespace, request.policy)
-        spec = policy.spec
         capabilities, model = policy.requirements_for(request.capabilities, request.model)
         entry = self._entry_for(policy, capabilities, model, now)
-        want = 1 + (spec.failover.max_fallbacks if spec.failover.enabled else 0)
-        slots, sticky = self._choose(policy, entry, request.session, want, now)
+        slots, sticky = self._choose(policy, entry, request.session, policy.want, now)
         if not slots:
             policy.unrouted += 1
             raise NoProviderAvailable(policy.key[1], policy.key[0],
                                       self._explain(policy, entry, capabilities, model, []))
-        members = entry.members
+        members, targets = entry.members, entry.targets
         primary = members[slots[0]]
-        fallbacks = tuple(
-            members[s].target_for(model) for s in slots[1:]
-            if members[s].breaker.state(now) is not CircuitState.HALF_OPEN)
+        # A half-open provider takes exactly one trial, as a primary, never as a fallback.
+        fallbacks = tuple([targets[s] for s in slots[1:]
+                           if members[s].breaker.open_until is None
+                           or members[s].breaker.state(now) is not CircuitState.HALF_OPEN])
         lease_id = self._acquire(primary, policy, now) if request.lease else None
         primary.requests.add(now)
         primary.routed += 1
@@ -224,7 +231,7 @@ class RoutingTable:
             # the recomputation otherwise halves the cost of a decision.
             self._touch(primary, now)
         return RouteDecision(
-            target=primary.target_for(model), fallbacks=fallbacks, policy=policy.key[1],
+            target=targets[slots[0]], fallbacks=fallbacks, policy=policy.key[1],
             namespace=policy.key[0], strategy=entry.strategy, lease_id=lease_id, sticky=sticky,
             candidates=(self._explain(policy, entry, capabilities, model, slots)
                         if request.explain else None))
@@ -266,7 +273,7 @@ class RoutingTable:
         for member in members:
             self._entries_of.setdefault(member.key, set()).add(entry)
             if entry.load_ranked:
-                member.load_ranked_pools += 1
+                member.set_load_ranked_pools(member.load_ranked_pools + 1)
         if len(policy.entries) > MAX_POOLS_PER_POLICY:
             self._drop_entry(next(iter(policy.entries.values())))
             if len(policy.last_pick) > MAX_POOLS_PER_POLICY * 8:
@@ -275,7 +282,7 @@ class RoutingTable:
 
     def _choose(self, policy: PolicyState, entry: PoolEntry, session: str | None, want: int,
                 now: float) -> tuple[list[int], bool]:
-        sticky_enabled = policy.spec.sticky_sessions.enabled
+        sticky_enabled = policy.sticky_enabled
         if session and (sticky_enabled or entry.strategy is Strategy.WEIGHTED):
             slot: int | None = None
             if sticky_enabled:
@@ -343,10 +350,10 @@ class RoutingTable:
         trial = state.breaker.state(now) is CircuitState.HALF_OPEN
         if trial:
             state.breaker.begin_trial(lease_id)
-        expires = now + self.lease_ttl
-        self._leases[lease_id] = Lease(lease_id, state.key, state, self._incarnation_of[state.key],
-                                       policy.key, expires, trial)
-        heapq.heappush(self._lease_heap, (expires, lease_id))
+        lease = Lease(lease_id, state.key, state, self._incarnation_of[state.key], policy.key,
+                      now + self._lease_ttl, trial)
+        self._leases[lease_id] = lease
+        self._lease_queue.append(lease)
         state.in_flight += 1
         return lease_id
 
@@ -491,15 +498,15 @@ class RoutingTable:
                 state = self._providers.get(key)
                 if state is not None:
                     self._touch(state, now)
-        leases = self._lease_heap
-        while leases and leases[0][0] <= now:
-            _, lease_id = heapq.heappop(leases)
-            lease = self._leases.pop(lease_id, None)
-            if lease is not None:
+        queue = self._lease_queue
+        while queue and queue[0].expires_at <= now:
+            lease = queue.popleft()
+            # A reported lease has left the dict already; its queue entry is just dropped here.
+            if self._leases.pop(lease.lease_id, None) is not None:
                 state = self._release(lease)
                 if state is not None:
                     if lease.trial:
-                        state.breaker.end_trial(lease_id)
+                        state.breaker.end_trial(lease.lease_id)
                         self._touch(state, now)
                     elif state.route_sensitive:  # else a lease's end changes nothing ranked
                         self._touch(state, now)
@@ -538,7 +545,7 @@ class RoutingTable:
         entry.policy.entries.pop(entry.key, None)
         for member in entry.members:
             if entry.load_ranked:
-                member.load_ranked_pools -= 1
+                member.set_load_ranked_pools(member.load_ranked_pools - 1)
             holders = self._entries_of.get(member.key)
             if holders is not None:
                 holders.discard(entry)

@@ -282,3 +282,24 @@ def test_a_rate_window_left_unpruned_never_schedules_a_past_wakeup(
     clock.advance(600)
     assert pick(table) == "a"
     assert table.provider("ns", "a").requests.total(clock.now) == 1
+
+
+def test_leases_expire_in_the_order_taken_and_reported_ones_only_once(
+        table: RoutingTable, add, clock: FakeClock) -> None:
+    add(a={"maxConcurrent": 10})
+    table.upsert_policy("ns", "p", policy())
+    taken = []
+    for _ in range(4):
+        taken.append(table.route(RouteRequest(namespace="ns")).lease_id)
+        clock.advance(10)
+    table.report(Outcome(OutcomeKind.SUCCESS, lease_id=taken[1]))
+    assert table.provider("ns", "a").in_flight == 3
+    clock.advance(20.5)  # 60.5 s after the first lease, 50.5 s after the second
+    assert table.in_flight_leases() == 2
+    assert table.provider("ns", "a").in_flight == 2
+    with pytest.raises(UnknownLease):
+        table.report(Outcome(OutcomeKind.SUCCESS, lease_id=taken[0]))
+    table.report(Outcome(OutcomeKind.SUCCESS, lease_id=taken[2]))
+    clock.advance(60)
+    assert table.in_flight_leases() == 0
+    assert table.provider("ns", "a").in_flight == 0
