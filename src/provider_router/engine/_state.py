@@ -159,9 +159,7 @@ class ProviderState:
         if limit is not None and self.in_flight >= limit:
             blocks |= Block.AT_CAPACITY
         limit = spec.rate_limit_rpm
-        # Each request counts one, so fewer recorded events than the limit cannot exhaust it.
-        if limit is not None and len(self.requests) >= limit and \
-                self.requests.total(now) >= limit:
+        if limit is not None and self.requests.total(now) >= limit:
             blocks |= Block.RPM_EXHAUSTED
         limit = spec.rate_limit_tpm
         if limit is not None and self.tokens.total(now) >= limit:
