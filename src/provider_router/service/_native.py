@@ -30,6 +30,8 @@ from provider_router.service._app import Response, RouteService
 from provider_router.service._errors import ApiError
 
 MAX_HEAD_BYTES: Final = 64 << 10
+MAX_CACHED_TARGETS: Final = 1024
+MAX_CACHED_TARGET_BYTES: Final = 512
 IDLE_TIMEOUT_SECONDS: Final = 75.0
 """Longer than common client pools keep idle connections (60 s), so we rarely close first."""
 
@@ -56,14 +58,33 @@ class _Clock:
         return self._line
 
 
+def _split_target(raw: bytes) -> tuple[str, bytes]:
+    """A request target's decoded path and raw query."""
+    url = httptools.parse_url(raw)
+    path = (url.path or b"/").decode("latin-1")
+    if "%" in path:
+        path = unquote(path)
+    return path, url.query or b""
+
+
 class ConnectionSet:
-    """The open connections of one server, for a graceful stop."""
+    """What the connections of one server share: the open set for a graceful stop, the date
+    header, and the request targets seen lately."""
 
     def __init__(self) -> None:
         self.open: set[HttpProtocol] = set()
         self.stopping = False
         self.clock = _Clock()
         self.idle_timeout = IDLE_TIMEOUT_SECONDS
+        self.targets: dict[bytes, tuple[str, bytes]] = {}
+        """Split request targets by their raw bytes: workloads repeat the same few URLs."""
+
+    def remember_target(self, raw: bytes, target: tuple[str, bytes]) -> None:
+        if len(raw) > MAX_CACHED_TARGET_BYTES:
+            return
+        if len(self.targets) >= MAX_CACHED_TARGETS:
+            self.targets.clear()
+        self.targets[raw] = target
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -166,19 +187,19 @@ class HttpProtocol(asyncio.Protocol):
         if self._parser.should_upgrade():
             self._fail(400, "upgrade_not_supported", "protocol upgrades are not supported")
             return
-        try:
-            url = httptools.parse_url(self._url)
-        except httptools.HttpParserInvalidURLError:
-            self._write(_error(400, "malformed_request", "the request target is not a URL"))
-            return
-        raw_path: bytes = url.path or b"/"
-        path = raw_path.decode("latin-1")
-        if "%" in path:
-            path = unquote(path)
+        target = self._conns.targets.get(self._url)
+        if target is None:
+            try:
+                target = _split_target(self._url)
+            except httptools.HttpParserInvalidURLError:
+                self._write(_error(400, "malformed_request", "the request target is not a URL"))
+                return
+            self._conns.remember_target(self._url, target)
+        path, query = target
         method = self._parser.get_method().decode("latin-1")
         body = b"".join(self._body) if self._body else b""
         # An answer to HEAD has headers only, or the client reads its body as the next answer.
-        self._write(service.handle(method, path, url.query or b"", body),
+        self._write(service.handle(method, path, query, body),
                     head_only=method == "HEAD")
 
     # -- helpers ------------------------------------------------------------------------------
