@@ -206,10 +206,7 @@ class RoutingTable:
 
     def route(self, request: RouteRequest) -> RouteDecision:
         now = self.clock()
-        self._advance(now)
-        policy = self._resolve_policy(request.namespace, request.policy)
-        capabilities, model = policy.requirements_for(request.capabilities, request.model)
-        entry = self._entry_for(policy, capabilities, model, now)
+        policy, capabilities, model, entry = self._prepare(request, now)
         slots, sticky = self._choose(policy, entry, request.session, policy.want, now)
         if not slots:
             policy.unrouted += 1
@@ -238,12 +235,17 @@ class RoutingTable:
 
     def explain(self, request: RouteRequest) -> tuple[Candidate, ...]:
         """Why each selected provider would or would not take ``request`` now; changes nothing."""
-        now = self.clock()
+        policy, capabilities, model, entry = self._prepare(request, self.clock())
+        return self._explain(policy, entry, capabilities, model, [])
+
+    def _prepare(self, request: RouteRequest, now: float
+                 ) -> tuple[PolicyState, frozenset[str], str | None, PoolEntry]:
+        """Bring the table up to ``now``, then find the request's policy, requirements and
+        pool: what ``route`` and ``explain`` share."""
         self._advance(now)
         policy = self._resolve_policy(request.namespace, request.policy)
         capabilities, model = policy.requirements_for(request.capabilities, request.model)
-        entry = self._entry_for(policy, capabilities, model, now)
-        return self._explain(policy, entry, capabilities, model, [])
+        return policy, capabilities, model, self._entry_for(policy, capabilities, model, now)
 
     def _resolve_policy(self, namespace: str, name: str | None) -> PolicyState:
         if name:
