@@ -76,6 +76,8 @@ class ProviderState:
         self.capabilities = frozenset(spec.capabilities)
         self.models = frozenset(spec.models)
         self.cost = spec.nominal_cost_per1k
+        self.prices = (spec.input_cost_per1k, spec.output_cost_per1k)
+        """Per 1,000 input and output tokens."""
         self.breaker = CircuitBreaker()
         self.health = Health.UNKNOWN if spec.health_check.enabled else Health.HEALTHY
         self.health_message = ""

@@ -49,10 +49,13 @@ DEFAULT_BREAKER = (3, 30.0)
 
 @dataclass(slots=True)
 class Lease:
+    """A route not yet reported. It holds the provider's prices, not the provider: a replaced
+    or deleted provider is then freed at once, not a lease TTL later."""
+
     lease_id: str
     provider: ProviderKey
-    state: ProviderState
-    """The provider as it was when leased: its prices still apply if it has left since."""
+    prices: tuple[float, float]
+    """The provider's prices when leased: they still apply if it has left since."""
     incarnation: int
     policy: tuple[str, str]
     expires_at: float
@@ -352,8 +355,8 @@ class RoutingTable:
         trial = state.breaker.state(now) is CircuitState.HALF_OPEN
         if trial:
             state.breaker.begin_trial(lease_id)
-        lease = Lease(lease_id, state.key, state, self._incarnation_of[state.key], policy.key,
-                      now + self._lease_ttl, trial)
+        lease = Lease(lease_id, state.key, state.prices, self._incarnation_of[state.key],
+                      policy.key, now + self._lease_ttl, trial)
         self._leases[lease_id] = lease
         self._lease_queue.append(lease)
         state.in_flight += 1
@@ -379,7 +382,7 @@ class RoutingTable:
             policy = self._policies.get(lease.policy)
             state = self._release(lease)
             if state is None:
-                cost = self._record_spend(lease.state, policy, outcome, now)
+                cost = self._record_spend(None, lease.prices, policy, outcome, now)
                 return ReportResult(lease.provider[1], lease.provider[0], True, "Unknown", cost)
             if lease.trial and outcome.outcome is OutcomeKind.RATE_LIMITED:
                 state.breaker.end_trial(lease.lease_id)
@@ -415,17 +418,19 @@ class RoutingTable:
             state.breaker.record_failure(now)
             code = f" (HTTP {outcome.status_code})" if outcome.status_code else ""
             state.last_error = f"{kind.value}{code} reported by a workload"
-        return self._record_spend(state, policy, outcome, now)
+        return self._record_spend(state, state.prices, policy, outcome, now)
 
-    def _record_spend(self, state: ProviderState, policy: PolicyState | None, outcome: Outcome,
-                      now: float) -> float:
+    @staticmethod
+    def _record_spend(state: ProviderState | None, prices: tuple[float, float],
+                      policy: PolicyState | None, outcome: Outcome, now: float) -> float:
+        """Charge an outcome's tokens to the provider (None: it has left) and the policy."""
         tokens = outcome.input_tokens + outcome.output_tokens
         if tokens <= 0:
             return 0.0
-        state.tokens.add(now, tokens)
-        cost = (outcome.input_tokens * state.spec.input_cost_per1k
-                + outcome.output_tokens * state.spec.output_cost_per1k) / 1000.0
-        state.spend_usd += cost
+        cost = (outcome.input_tokens * prices[0] + outcome.output_tokens * prices[1]) / 1000.0
+        if state is not None:
+            state.tokens.add(now, tokens)
+            state.spend_usd += cost
         if policy is not None:
             policy.spend_total += cost
             if policy.spend is not None:
