@@ -270,3 +270,59 @@ async def test_head_gets_headers_only_and_the_connection_stays_usable(routable: 
     following = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
     assert following.startswith(b"HTTP/1.1 200 OK")
     writer.close()
+
+
+async def test_too_many_headers_get_431(routable: Api) -> None:
+    headers = b"".join(b"X-H%d: 1\r\n" % i for i in range(101))
+    data = await _exchange(routable.server.port,
+                           b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n",
+                           until_closed=True)
+    assert _statuses(data) == [431]
+    assert b"more than 100 headers" in data
+
+
+@pytest.mark.parametrize("smuggled", [
+    b"POST /v1/report HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 40\r\n\r\n",
+    b"POST /v1/report HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+    b"POST /v1/report HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+    b"Transfer-Encoding: x\r\n\r\n0\r\n\r\n",
+])
+async def test_ambiguous_framing_is_refused(routable: Api, smuggled: bytes) -> None:
+    data = await _exchange(routable.server.port, smuggled + b"GET /healthz HTTP/1.1\r\n\r\n",
+                           until_closed=True)
+    assert _statuses(data)[0] == 400
+    assert 200 not in _statuses(data)  # the smuggled GET is never answered
+
+
+async def test_a_request_that_trickles_in_gets_408_and_a_close(
+        table: RoutingTable, clock: FakeClock) -> None:
+    async with Server(create_app(table), request_timeout=0.3) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # the head never ends
+        data = await asyncio.wait_for(reader.read(), timeout=5)
+        writer.close()
+        assert _statuses(data) == [408]
+        assert b'"code":"request_timeout"' in data
+        # A connection that answers promptly is not affected, however long it stays open.
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        for _ in range(3):
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200")
+            await reader.readexactly(len(b'{"status":"ok"}'))
+            await asyncio.sleep(0.2)
+        writer.close()
+
+
+async def test_connections_beyond_the_limit_get_503(table: RoutingTable) -> None:
+    async with Server(create_app(table), max_connections=2) as server:
+        held = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        data = await _exchange(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+                               until_closed=True)
+        assert _statuses(data) == [503]
+        assert b'"code":"too_many_connections"' in data
+        for _, writer in held:
+            writer.close()
+        await asyncio.sleep(0.05)
+        answered = await _exchange(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _statuses(answered) == [200]

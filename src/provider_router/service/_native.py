@@ -8,9 +8,13 @@ callback and writes the answer in one ``transport.write``: no task, no await. An
 request order, so pipelining works by construction.
 
 What it still does that a server must: keep-alive per HTTP/1.0 and 1.1 rules, ``Expect:
-100-continue``, limits on header and body size (431/413), 400 for malformed requests and
-upgrades, an idle timeout, back-pressure (stop reading while the peer does not read), and a
-graceful stop that lets requests in progress finish.
+100-continue``, limits on header count and size (431) and body size (413), 400 for malformed
+requests and upgrades, back-pressure (stop reading while the peer does not read), and a
+graceful stop that lets requests in progress finish. Against slow or hoarding clients: a
+request must arrive whole within ``REQUEST_TIMEOUT_SECONDS`` of its first byte (408), an idle
+connection is closed, and connections beyond ``max_connections`` are refused with a 503.
+Request smuggling is llhttp's to refuse (it rejects Content-Length with Transfer-Encoding),
+and a test holds it to that.
 """
 
 from __future__ import annotations
@@ -30,6 +34,10 @@ from provider_router.service._app import Response, RouteService
 from provider_router.service._errors import ApiError
 
 MAX_HEAD_BYTES: Final = 64 << 10
+MAX_HEADERS: Final = 100
+REQUEST_TIMEOUT_SECONDS: Final = 30.0
+"""Enough to send a body of the largest allowed size over a slow link."""
+MAX_CONNECTIONS: Final = 10_000
 MAX_CACHED_TARGETS: Final = 1024
 MAX_CACHED_TARGET_BYTES: Final = 512
 IDLE_TIMEOUT_SECONDS: Final = 75.0
@@ -71,11 +79,14 @@ class ConnectionSet:
     """What the connections of one server share: the open set for a graceful stop, the date
     header, and the request targets seen lately."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_connections: int = MAX_CONNECTIONS,
+                 request_timeout: float = REQUEST_TIMEOUT_SECONDS) -> None:
         self.open: set[HttpProtocol] = set()
         self.stopping = False
         self.clock = _Clock()
         self.idle_timeout = IDLE_TIMEOUT_SECONDS
+        self.request_timeout = request_timeout
+        self.max_connections = max_connections
         self.targets: dict[bytes, tuple[str, bytes]] = {}
         """Split request targets by their raw bytes: workloads repeat the same few URLs."""
 
@@ -89,8 +100,8 @@ class ConnectionSet:
 
 class HttpProtocol(asyncio.Protocol):
     __slots__ = ("_body", "_body_size", "_busy", "_close_after", "_conns", "_expect",
-                 "_head_size", "_idle", "_last_data", "_loop", "_parser", "_service",
-                 "_transport", "_url")
+                 "_head_size", "_headers", "_idle", "_last_data", "_loop", "_parser",
+                 "_service", "_slow", "_transport", "_url")
 
     def __init__(self, service: RouteService, conns: ConnectionSet) -> None:
         self._service = service
@@ -104,14 +115,22 @@ class HttpProtocol(asyncio.Protocol):
         self._body: list[bytes] = []
         self._body_size = 0
         self._head_size = 0
+        self._headers = 0
         self._expect = False
         self._busy = False
         self._close_after = False
+        self._slow: asyncio.TimerHandle | None = None
 
     # -- transport events ---------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        if len(self._conns.open) >= self._conns.max_connections:
+            self._close_after = True
+            self._write(_error(503, "too_many_connections",
+                               f"the router holds {self._conns.max_connections} connections, "
+                               "its limit; retry, or reuse a kept-alive connection"))
+            return
         self._conns.open.add(self)
         self._last_data = self._loop.time()
         self._idle = self._loop.call_later(self._conns.idle_timeout, self._on_idle)
@@ -121,6 +140,7 @@ class HttpProtocol(asyncio.Protocol):
         if self._idle is not None:
             self._idle.cancel()
             self._idle = None
+        self._cancel_slow()
         self._transport = None
 
     def data_received(self, data: bytes) -> None:
@@ -135,6 +155,10 @@ class HttpProtocol(asyncio.Protocol):
             pass  # a callback already answered and closed (a limit was exceeded)
         except httptools.HttpParserError:
             self._fail(400, "malformed_request", "the request is not valid HTTP/1.1")
+        # A request left half received waits on a timer; whole ones, the usual case, never
+        # arm one.
+        if self._busy and self._slow is None and self._transport is not None:
+            self._slow = self._loop.call_later(self._conns.request_timeout, self._on_slow)
 
     def pause_writing(self) -> None:
         # The peer is not reading its answers: stop reading its requests until it does.
@@ -156,6 +180,7 @@ class HttpProtocol(asyncio.Protocol):
         self._body = []
         self._body_size = 0
         self._head_size = 0
+        self._headers = 0
         self._expect = False
 
     def on_url(self, url: bytes) -> None:
@@ -163,7 +188,10 @@ class HttpProtocol(asyncio.Protocol):
         self._count_head(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._count_head(len(name) + len(value))
+        self._headers += 1
+        if self._headers > MAX_HEADERS:
+            self._refuse_head(f"the request has more than {MAX_HEADERS} headers")
+        self._count_head(len(name) + len(value) + 4)  # as on the wire: ": " and CRLF
         if len(name) == 6 and name.lower() == b"expect" and value.lower() == b"100-continue":
             self._expect = True
 
@@ -183,6 +211,8 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self._busy = False
+        if self._slow is not None:
+            self._cancel_slow()
         service = self._service
         if self._parser.should_upgrade():
             self._fail(400, "upgrade_not_supported", "protocol upgrades are not supported")
@@ -207,10 +237,23 @@ class HttpProtocol(asyncio.Protocol):
     def _count_head(self, size: int) -> None:
         self._head_size += size
         if self._head_size > MAX_HEAD_BYTES:
-            self._close_after = True
-            self._write(_error(431, "headers_too_large",
-                               f"the request line and headers exceed {MAX_HEAD_BYTES} bytes"))
-            raise ValueError("head too large")  # stops the parser (HttpParserCallbackError)
+            self._refuse_head(f"the request line and headers exceed {MAX_HEAD_BYTES} bytes")
+
+    def _refuse_head(self, message: str) -> None:
+        self._close_after = True
+        self._write(_error(431, "headers_too_large", message))
+        raise ValueError("head too large")  # stops the parser (HttpParserCallbackError)
+
+    def _on_slow(self) -> None:
+        self._slow = None
+        if self._busy:
+            self._fail(408, "request_timeout", "the request did not arrive within "
+                       f"{self._conns.request_timeout:g} s of its first byte")
+
+    def _cancel_slow(self) -> None:
+        if self._slow is not None:
+            self._slow.cancel()
+            self._slow = None
 
     def _fail(self, status: int, code: str, message: str) -> None:
         self._close_after = True
@@ -262,10 +305,12 @@ def _error(status: int, code: str, message: str) -> Response:
     return status, b"application/json", error.body(), ()
 
 
-async def start_native(service: RouteService, sock: socket.socket,
-                       backlog: int) -> tuple[asyncio.base_events.Server, ConnectionSet]:
+async def start_native(service: RouteService, sock: socket.socket, backlog: int,
+                       max_connections: int = MAX_CONNECTIONS,
+                       request_timeout: float = REQUEST_TIMEOUT_SECONDS,
+                       ) -> tuple[asyncio.base_events.Server, ConnectionSet]:
     loop = asyncio.get_running_loop()
-    conns = ConnectionSet()
+    conns = ConnectionSet(max_connections, request_timeout)
     server = await loop.create_server(lambda: HttpProtocol(service, conns),
                                       sock=sock, backlog=backlog)
     return server, conns

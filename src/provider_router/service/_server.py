@@ -28,7 +28,13 @@ from typing import Any, Literal
 import uvicorn
 
 from provider_router.service._app import RouteService
-from provider_router.service._native import ConnectionSet, start_native, stop_native
+from provider_router.service._native import (
+    MAX_CONNECTIONS,
+    REQUEST_TIMEOUT_SECONDS,
+    ConnectionSet,
+    start_native,
+    stop_native,
+)
 
 Backend = Literal["auto", "native", "uvicorn"]
 
@@ -46,12 +52,14 @@ class _Uvicorn(uvicorn.Server):
 
 
 def uvicorn_config(app: Any, *, backlog: int = DEFAULT_BACKLOG,
-                   graceful_seconds: float = GRACEFUL_SECONDS) -> Any:
+                   graceful_seconds: float = GRACEFUL_SECONDS,
+                   max_connections: int | None = None) -> Any:
     """The uvicorn settings the service runs with (the benchmark's bare server shares them)."""
     return uvicorn.Config(
         app, loop="none", http="httptools", ws="none", lifespan="off", interface="asgi3",
         access_log=False, log_config=None, proxy_headers=False, server_header=False,
-        backlog=backlog, timeout_graceful_shutdown=int(graceful_seconds))
+        backlog=backlog, timeout_graceful_shutdown=int(graceful_seconds),
+        limit_concurrency=max_connections)
 
 
 def tune_gc(young_threshold: int = 10_000) -> None:
@@ -101,7 +109,9 @@ class Server:
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, *,
                  backend: Backend = "auto", backlog: int = DEFAULT_BACKLOG,
-                 graceful_seconds: float = GRACEFUL_SECONDS) -> None:
+                 graceful_seconds: float = GRACEFUL_SECONDS,
+                 max_connections: int = MAX_CONNECTIONS,
+                 request_timeout: float = REQUEST_TIMEOUT_SECONDS) -> None:
         if backend == "auto":
             backend = "native" if isinstance(app, RouteService) else "uvicorn"
         if backend == "native" and not isinstance(app, RouteService):
@@ -112,6 +122,11 @@ class Server:
         self._port = port
         self.backlog = backlog
         self.graceful_seconds = graceful_seconds
+        self.max_connections = max_connections
+        """Connections beyond this are answered 503 and closed."""
+        self.request_timeout = request_timeout
+        """Seconds a request may take to arrive whole, from its first byte, before a 408
+        (native backend; uvicorn has no such limit)."""
         self._server: _Uvicorn | None = None
         self._task: asyncio.Task[None] | None = None
         self._native: tuple[asyncio.base_events.Server, ConnectionSet] | None = None
@@ -140,7 +155,8 @@ class Server:
         self._port = sock.getsockname()[1]
         if self.backend == "native":
             try:
-                self._native = await start_native(self.app, sock, self.backlog)
+                self._native = await start_native(self.app, sock, self.backlog,
+                                                  self.max_connections, self.request_timeout)
             except BaseException:
                 sock.close()
                 raise
@@ -148,7 +164,8 @@ class Server:
             log.info("route API listening on %s", self.url)
             return
         server = _Uvicorn(uvicorn_config(self.app, backlog=self.backlog,
-                                         graceful_seconds=self.graceful_seconds))
+                                         graceful_seconds=self.graceful_seconds,
+                                         max_connections=self.max_connections))
         self._server = server
         self._task = asyncio.create_task(server.serve(sockets=[sock]),
                                          name=f"route-api:{self._port}")
