@@ -8,6 +8,7 @@ An application that wants routing in-process, with no cluster and no HTTP hop, b
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -197,8 +198,8 @@ class ProviderRouter:
                  config: RouterConfig | None = None, clock: Clock | None = None,
                  rng: random.Random | None = None) -> None:
         self.config = config or RouterConfig(strategy=strategy)
-        kwargs = {} if clock is None else {"clock": clock}
-        self.table = RoutingTable(rng=rng, lease_ttl=self.config.lease_ttl_secs, **kwargs)
+        self.table = RoutingTable(clock=clock or time.monotonic, rng=rng,
+                                  lease_ttl=self.config.lease_ttl_secs)
         self.table.upsert_policy(_NAMESPACE, _POLICY, self.config.to_policy())
         self._infos: dict[str, ProviderInfo] = {}
 

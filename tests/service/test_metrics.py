@@ -21,6 +21,7 @@ FAMILIES = {
     "provider_router_provider_in_flight",
     "provider_router_providers_excluded",
     "provider_router_leases_in_flight",
+    "provider_router_leases_evicted",
     "provider_router_policy_spend_usd",
     "provider_router_probe_results",
     "provider_router_probe_latency_seconds",

@@ -44,6 +44,9 @@ from provider_router.engine._state import Health, ProviderKey, ProviderState
 Clock = Callable[[], float]
 
 DEFAULT_LEASE_TTL = 120.0
+DEFAULT_MAX_LEASES = 200_000
+"""About 48 MB of leases (some 240 bytes each): a workload that routes without ever reporting,
+at thousands of routes a second, must not grow the router until it is killed."""
 DEFAULT_BREAKER = (3, 30.0)
 
 
@@ -66,9 +69,16 @@ class RoutingTable:
     """Providers and policies by namespace, with the live state that routing depends on."""
 
     def __init__(self, clock: Clock = time.monotonic, rng: random.Random | None = None,
-                 lease_ttl: float = DEFAULT_LEASE_TTL) -> None:
+                 lease_ttl: float = DEFAULT_LEASE_TTL,
+                 max_leases: int = DEFAULT_MAX_LEASES) -> None:
+        if max_leases < 1:
+            raise ValueError(f"max_leases must be at least 1, not {max_leases}")
         self.clock = clock
         self._lease_ttl = float(lease_ttl)
+        self.max_leases = max_leases
+        """Outstanding leases kept at most; taking one more releases the oldest early."""
+        self.leases_evicted = 0
+        """Leases released before their TTL because ``max_leases`` were out."""
         self._rng = rng or random.Random()
         self._providers: dict[ProviderKey, ProviderState] = {}
         self._policies: dict[tuple[str, str], PolicyState] = {}
@@ -351,6 +361,8 @@ class RoutingTable:
     # -- leases and outcomes -----------------------------------------------------------------
 
     def _acquire(self, state: ProviderState, policy: PolicyState, now: float) -> str:
+        if len(self._leases) >= self.max_leases:
+            self._evict_oldest_lease(now)
         lease_id = f"{self._lease_prefix}-{next(self._lease_seq)}"
         trial = state.breaker.state(now) is CircuitState.HALF_OPEN
         if trial:
@@ -507,16 +519,28 @@ class RoutingTable:
                     self._touch(state, now)
         queue = self._lease_queue
         while queue and queue[0].expires_at <= now:
-            lease = queue.popleft()
-            # A reported lease has left the dict already; its queue entry is just dropped here.
-            if self._leases.pop(lease.lease_id, None) is not None:
-                state = self._release(lease)
-                if state is not None:
-                    if lease.trial:
-                        state.breaker.end_trial(lease.lease_id)
-                        self._touch(state, now)
-                    elif state.route_sensitive:  # else a lease's end changes nothing ranked
-                        self._touch(state, now)
+            self._expire(queue.popleft(), now)
+
+    def _expire(self, lease: Lease, now: float) -> bool:
+        """End a lease nobody reported; False if it was reported already (the queue keeps
+        reported leases until their turn comes)."""
+        if self._leases.pop(lease.lease_id, None) is None:
+            return False
+        state = self._release(lease)
+        if state is not None:
+            if lease.trial:
+                state.breaker.end_trial(lease.lease_id)
+                self._touch(state, now)
+            elif state.route_sensitive:  # else a lease's end changes nothing ranked
+                self._touch(state, now)
+        return True
+
+    def _evict_oldest_lease(self, now: float) -> None:
+        queue = self._lease_queue
+        while queue:
+            if self._expire(queue.popleft(), now):
+                self.leases_evicted += 1
+                return
 
     def _touch(self, state: ProviderState, now: float) -> None:
         """Recompute one provider's eligibility and push it into every pool that holds it."""

@@ -171,6 +171,9 @@ def _table_families(table: RoutingTable | None) -> Iterator[Metric]:
         "by reason.", labels=["reason"])
     leases = GaugeMetricFamily(
         "provider_router_leases_in_flight", "Route leases not yet reported or expired.")
+    evicted = CounterMetricFamily(
+        "provider_router_leases_evicted", "Route leases released before their TTL because "
+        "the router held its maximum number of outstanding leases.")
     spend = CounterMetricFamily(
         "provider_router_policy_spend_usd", "Spend charged to each policy, in USD.",
         labels=["namespace", "policy"])
@@ -187,6 +190,7 @@ def _table_families(table: RoutingTable | None) -> Iterator[Metric]:
         for reason, count in sorted(by_reason.items()):
             excluded.add_metric([reason], count)
         leases.add_metric([], table.in_flight_leases())
+        evicted.add_metric([], table.leases_evicted)
         for policy in table.policies():
             spend.add_metric([policy.key[0], policy.key[1]], policy.spend_total)
-    yield from (circuit, available, in_flight, excluded, leases, spend)
+    yield from (circuit, available, in_flight, excluded, leases, evicted, spend)

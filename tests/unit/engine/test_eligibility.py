@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from provider_router.engine import (
@@ -303,3 +305,25 @@ def test_leases_expire_in_the_order_taken_and_reported_ones_only_once(
     clock.advance(60)
     assert table.in_flight_leases() == 0
     assert table.provider("ns", "a").in_flight == 0
+
+
+def test_beyond_max_leases_the_oldest_is_released_early(clock: FakeClock) -> None:
+    table = RoutingTable(clock=clock, rng=random.Random(1), lease_ttl=60.0, max_leases=2)
+    table.upsert_provider("ns", "a", provider(maxConcurrent=5))
+    table.upsert_policy("ns", "p", policy())
+    first, second, third = (table.route(RouteRequest(namespace="ns")).lease_id
+                            for _ in range(3))
+    assert table.in_flight_leases() == 2
+    assert table.leases_evicted == 1
+    assert table.provider("ns", "a").in_flight == 2
+    with pytest.raises(UnknownLease):
+        table.report(Outcome(OutcomeKind.SUCCESS, lease_id=first))
+    table.report(Outcome(OutcomeKind.SUCCESS, lease_id=second))
+    table.route(RouteRequest(namespace="ns"))  # room again: nothing evicted
+    assert table.leases_evicted == 1
+    assert third in table._leases
+
+
+def test_max_leases_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_leases"):
+        RoutingTable(max_leases=0)
