@@ -38,3 +38,22 @@ def test_failure_and_recovery_flip_status_route_and_post_one_event_each(
     reasons = [e["reason"] for e in kube.events("primary")]
     assert reasons.count("BecameUnhealthy") == 1
     assert reasons.count("Recovered") == 1
+
+
+def test_a_dead_provider_settles_and_stops_writing_status(
+        kube, operator, mock_providers) -> None:
+    dead = mock_providers()
+    kube.apply(provider_doc("dead", dead.url),
+               policy_doc("main", default=True,
+                          failover={"failureThreshold": 1, "cooldownSeconds": 1}))
+    kube.run("wait", "--for=condition=Ready", "llmp/dead", "--timeout=30s")
+    dead.mode = "fail"
+    eventually(lambda: kube.condition("llmp", "dead", "Healthy").get("status") == "False",
+               timeout=5)
+    eventually(lambda: kube.get("llmp", "dead")["status"]["health"]["circuit"] == "HalfOpen",
+               timeout=5)
+    settled = kube.get("llmp", "dead")["metadata"]["resourceVersion"]
+    time.sleep(5)  # five more probe intervals and circuit cooldowns
+    after = kube.get("llmp", "dead")
+    assert after["metadata"]["resourceVersion"] == settled, after["status"]
+    assert kube.condition("llmp", "dead", "Healthy")["status"] == "False"

@@ -472,9 +472,13 @@ class RoutingTable:
             if result.unauthorized:
                 state.health, state.health_message = Health.UNAUTHORIZED, result.message
             else:
+                # Once probes have marked it Unhealthy, health alone keeps the provider out;
+                # feeding every further failed probe to the breaker would only cycle it
+                # Open -> HalfOpen -> Open, each cycle a status write, until it recovers.
+                if state.health is not Health.UNHEALTHY:
+                    state.breaker.record_failure(now)
                 if state.probe_failures >= check.failure_threshold:
                     state.health, state.health_message = Health.UNHEALTHY, result.message
-                state.breaker.record_failure(now)
         self._touch(state, now)
         return state
 

@@ -327,3 +327,25 @@ def test_beyond_max_leases_the_oldest_is_released_early(clock: FakeClock) -> Non
 def test_max_leases_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_leases"):
         RoutingTable(max_leases=0)
+
+
+def test_a_dead_provider_does_not_cycle_its_circuit_on_every_failed_probe(
+        table: RoutingTable, add, clock: FakeClock) -> None:
+    add(a={"healthCheck": {"failureThreshold": 2}}, b={})
+    table.upsert_policy("ns", "p", policy(failover={"failureThreshold": 2,
+                                                    "cooldownSeconds": 30}))
+    down = ProbeResult(False, None, "ServerError", "HTTP 503")
+    for _ in range(2):
+        table.record_probe("ns", "a", down)
+    assert reasons_of(table, "a") == ("Unhealthy", "CircuitOpen")
+    circuits = []
+    for _ in range(6):  # three minutes of failed probes every 30 s
+        clock.advance(30)
+        table.record_probe("ns", "a", down)
+        circuits.append(table.provider("ns", "a").breaker.state(clock.now).value)
+    assert circuits == ["HalfOpen"] * 6
+    assert reasons_of(table, "a") == ("Unhealthy",)
+    for _ in range(2):  # recovery closes the circuit with health
+        table.record_probe("ns", "a", ProbeResult(True, 12.0))
+    assert table.provider("ns", "a").breaker.state(clock.now).value == "Closed"
+    assert reasons_of(table, "a") == ()
