@@ -349,3 +349,20 @@ def test_a_dead_provider_does_not_cycle_its_circuit_on_every_failed_probe(
         table.record_probe("ns", "a", ProbeResult(True, 12.0))
     assert table.provider("ns", "a").breaker.state(clock.now).value == "Closed"
     assert reasons_of(table, "a") == ()
+
+
+def test_reported_leases_do_not_pile_up_until_their_ttl(
+        table: RoutingTable, add, clock: FakeClock) -> None:
+    add(a={})
+    table.upsert_policy("ns", "p", policy())
+    stuck = table.route(RouteRequest(namespace="ns")).lease_id  # never reported
+    for _ in range(20_000):
+        lease = table.route(RouteRequest(namespace="ns")).lease_id
+        table.report(Outcome(OutcomeKind.SUCCESS, lease_id=lease))
+        clock.advance(0.001)
+    assert table.in_flight_leases() == 1
+    assert len(table._lease_queue) <= 2 * 1 + 1024
+    clock.advance(60)  # the stuck lease still expires on time
+    assert table.in_flight_leases() == 0
+    with pytest.raises(UnknownLease):
+        table.report(Outcome(OutcomeKind.SUCCESS, lease_id=stuck))
