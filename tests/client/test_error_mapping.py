@@ -58,6 +58,7 @@ def test_report_body_is_camel_case_without_nulls() -> None:
 
     with client_for(httpx.MockTransport(handler)) as client:
         client.report("lease-1", "rate_limited", retry_after_seconds=2.5, status_code=429)
+        client.report("lease-2", "success", provider="p", namespace="ns")
         client.report(provider="p", namespace="ns", outcome="error", input_tokens=3)
         with pytest.raises(ValueError, match="needs a lease_id"):
             client.report(outcome="success")
@@ -66,6 +67,7 @@ def test_report_body_is_camel_case_without_nulls() -> None:
     assert bodies == [
         {"outcome": "rate_limited", "leaseId": "lease-1", "statusCode": 429,
          "retryAfterSeconds": 2.5},
+        {"outcome": "success", "leaseId": "lease-2", "provider": "p", "namespace": "ns"},
         {"outcome": "error", "provider": "p", "namespace": "ns", "inputTokens": 3}]
 
 

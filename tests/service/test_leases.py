@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .conftest import LEASE_TTL, Api
+from .conftest import LEASE_TTL, NS, Api
 
 
 async def test_a_report_releases_the_lease_once(api: Api) -> None:
@@ -26,6 +26,20 @@ async def test_a_report_releases_the_lease_once(api: Api) -> None:
     assert again.status_code == 404
     assert again.json()["error"]["code"] == "unknown_lease"
     assert again.json()["error"]["details"] == {"leaseId": lease}
+
+
+async def test_a_report_of_a_lease_another_replica_issued_counts_for_its_provider(
+        api: Api) -> None:
+    api.add_provider("a")
+    api.add_policy("p", default=True, failover={"failureThreshold": 1})
+    foreign = "0badcafe-7"  # not this router's prefix: another replica, or before a restart
+    alone = await api.report(leaseId=foreign, outcome="error")
+    assert alone.status_code == 404
+    named = await api.report(leaseId=foreign, provider="a", namespace=NS,
+                             outcome="error", statusCode=502)
+    assert named.status_code == 200, named.text
+    assert named.json()["leaseReleased"] is False
+    assert named.json()["circuit"] == "Open"
 
 
 async def test_a_lease_never_reported_expires_after_the_ttl(api: Api) -> None:

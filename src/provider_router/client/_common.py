@@ -73,11 +73,13 @@ class Requests:
         if lease_id is None and provider is None:
             raise ValueError("report() needs a lease_id, or a provider (and its namespace)")
         body: dict[str, Any] = {"outcome": Outcome(outcome).value}
+        # With a lease, the provider (when known) goes too: a replica that does not hold the
+        # lease still applies the outcome instead of answering 404.
         optional: dict[str, Any] = {
             "leaseId": lease_id,
-            "provider": provider if lease_id is None else None,
-            "namespace": (namespace or self.namespace) if lease_id is None else None,
-            "policy": (policy or self.policy) if lease_id is None else None,
+            "provider": provider,
+            "namespace": (namespace or self.namespace) if provider is not None else None,
+            "policy": (policy or self.policy) if provider is not None else None,
             "latencyMs": latency_ms, "statusCode": status_code,
             "retryAfterSeconds": retry_after_seconds,
             "inputTokens": input_tokens, "outputTokens": output_tokens,
@@ -186,9 +188,9 @@ class CallBase:
         return {
             "lease_id": route.lease_id,
             "outcome": outcome,
-            "provider": None if route.lease_id else route.provider.name,
-            "namespace": None if route.lease_id else route.provider.namespace,
-            "policy": None if route.lease_id else route.policy,
+            "provider": route.provider.name,
+            "namespace": route.provider.namespace,
+            "policy": route.policy,
             "latency_ms": round(self.elapsed_ms, 3),
             "status_code": status,
             "retry_after_seconds": retry,

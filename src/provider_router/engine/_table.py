@@ -92,7 +92,8 @@ class RoutingTable:
         # in the order they were taken: a FIFO queue, not a heap. A reported lease stays
         # queued until its turn; _forget_reported keeps those from piling up.
         self._lease_queue: deque[Lease] = deque()
-        self._lease_prefix = secrets.token_hex(4)
+        self._lease_prefix = secrets.token_hex(4) + "-"
+        """Starts every lease id this table issues: tells its own leases from other tables'."""
         self._lease_seq = itertools.count(1)
         self._incarnations = itertools.count(1)
         self._incarnation_of: dict[ProviderKey, int] = {}
@@ -364,7 +365,7 @@ class RoutingTable:
     def _acquire(self, state: ProviderState, policy: PolicyState, now: float) -> str:
         if len(self._leases) >= self.max_leases:
             self._evict_oldest_lease(now)
-        lease_id = f"{self._lease_prefix}-{next(self._lease_seq)}"
+        lease_id = f"{self._lease_prefix}{next(self._lease_seq)}"
         trial = state.breaker.state(now) is CircuitState.HALF_OPEN
         if trial:
             state.breaker.begin_trial(lease_id)
@@ -383,14 +384,24 @@ class RoutingTable:
         return state
 
     def report(self, outcome: Outcome) -> ReportResult:
+        """Apply how a routed call went, releasing its lease if it names one held here.
+
+        A report may name both its lease and its provider. If another table issued the lease
+        (another replica, or this router before a restart), the outcome still counts against
+        the provider, as a report without lease would, except that the call is not counted as
+        a new request: its route was. A lease this table issued and no longer holds (reported
+        already, or expired) raises ``UnknownLease``, so a repeated report never counts twice.
+        """
         now = self.clock()
         self._advance(now)
         policy: PolicyState | None = None
         released = False
-        if outcome.lease_id is not None:
-            lease = self._leases.pop(outcome.lease_id, None)
-            if lease is None:
-                raise UnknownLease(outcome.lease_id)
+        lease = (self._leases.pop(outcome.lease_id, None) if outcome.lease_id is not None
+                 else None)
+        if lease is None and outcome.lease_id is not None and (
+                outcome.provider is None or outcome.lease_id.startswith(self._lease_prefix)):
+            raise UnknownLease(outcome.lease_id)
+        if lease is not None:
             self._forget_reported()
             released = True
             policy = self._policies.get(lease.policy)
@@ -404,7 +415,8 @@ class RoutingTable:
             state = self.provider(outcome.namespace, outcome.provider)
             if outcome.policy is not None:
                 policy = self._policies.get((outcome.namespace, outcome.policy))
-            state.requests.add(now)
+            if outcome.lease_id is None:
+                state.requests.add(now)  # a call made without asking us
         else:
             raise ValueError("a report needs a leaseId, or a provider and its namespace")
         cost = self._apply_outcome(state, policy, outcome, now)

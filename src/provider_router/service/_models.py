@@ -89,10 +89,13 @@ class ReportInput(_Input):
     lease_id: LeaseId | None = Field(
         default=None, description="The route answer's leaseId; reporting releases it.")
     provider: ObjectName | None = Field(
-        default=None, description="Provider called without a lease (with its namespace).")
+        default=None, description="The provider called, with its namespace. Required without "
+        "a leaseId. With one, the outcome still counts when another replica (or this router "
+        "before a restart) issued the lease: leaseReleased is then false.")
     namespace: Namespace = Field(default="default", description="Namespace of the provider.")
     policy: ObjectName | None = Field(
-        default=None, description="Policy to charge the spend to, for a report without lease.")
+        default=None, description="Policy to charge the spend to when no lease held here "
+        "names it.")
     outcome: OutcomeKind
     latency_ms: Annotated[float, Field(ge=0, le=MAX_LATENCY_MS)] | None = None
     status_code: StatusCode | None = None

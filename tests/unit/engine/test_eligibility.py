@@ -366,3 +366,35 @@ def test_reported_leases_do_not_pile_up_until_their_ttl(
     assert table.in_flight_leases() == 0
     with pytest.raises(UnknownLease):
         table.report(Outcome(OutcomeKind.SUCCESS, lease_id=stuck))
+
+
+def test_a_lease_from_another_replica_still_counts_its_outcome(clock: FakeClock) -> None:
+    replicas = [RoutingTable(clock=clock, rng=random.Random(n), lease_ttl=60.0)
+                for n in (1, 2)]
+    for table in replicas:
+        table.upsert_provider("ns", "a", provider(maxConcurrent=5))
+        table.upsert_policy("ns", "p", policy(failover={"failureThreshold": 1}))
+    first, second = replicas
+    lease = first.route(RouteRequest(namespace="ns")).lease_id
+    assert lease is not None
+    with pytest.raises(UnknownLease):  # the lease alone means nothing to the other replica
+        second.report(Outcome(OutcomeKind.ERROR, lease_id=lease))
+    result = second.report(Outcome(OutcomeKind.ERROR, lease_id=lease, provider="a",
+                                   namespace="ns"))
+    assert not result.lease_released
+    assert reasons_of(second, "a") == ("CircuitOpen",)
+    assert second.provider("ns", "a").requests.total(clock.now) == 0  # routed elsewhere
+    assert first.report(Outcome(OutcomeKind.SUCCESS, lease_id=lease)).lease_released
+
+
+def test_a_repeated_report_of_an_own_lease_never_counts_twice(
+        table: RoutingTable, add) -> None:
+    add(a={})
+    table.upsert_policy("ns", "p", policy())
+    lease = table.route(RouteRequest(namespace="ns")).lease_id
+    report = Outcome(OutcomeKind.SUCCESS, lease_id=lease, provider="a", namespace="ns",
+                     input_tokens=10)
+    table.report(report)
+    with pytest.raises(UnknownLease):
+        table.report(report)
+    assert table.provider("ns", "a").outcomes == {"success": 1}
