@@ -179,6 +179,10 @@ def test_selectors_wire_deployment_service_and_pods(helm: Path) -> None:
     assert service["spec"]["selector"] == SELECTOR
     assert service["spec"]["ports"] == [
         {"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}]
+    # Reports reach the replica that holds the lease.
+    assert service["spec"]["sessionAffinity"] == "ClientIP"
+    spread = render(helm, {"service": {"sessionAffinity": "None"}}).one("Service", FULLNAME)
+    assert spread["spec"]["sessionAffinity"] == "None"
 
 
 def test_service_account_is_used_by_the_pod(helm: Path) -> None:
