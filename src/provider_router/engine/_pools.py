@@ -104,14 +104,16 @@ class WeightedPool:
 
     Draws bisect a prefix-sum array in C. The array is rebuilt (``itertools.accumulate``, also
     in C) only on the first draw after a weight or eligibility changed, which in steady state
-    is rare; a Python-level tree would cost more on every draw than the rebuild does.
+    is rare; a Python-level tree would cost more on every draw than the rebuild does. The
+    eligible members are also kept sorted heaviest first, for orders that are not drawn: a
+    session's fallbacks, and the rest when draws keep hitting members already taken.
 
     A weight of 0 takes no share of the split but can still serve as a fallback, and serves
     when nothing with a positive weight is eligible.
     """
 
-    __slots__ = ("_cumulative", "_eligible", "_last_positive", "_rng", "_stale", "_total",
-                 "_weights")
+    __slots__ = ("_cumulative", "_eligible", "_heaviest", "_last_positive", "_rng", "_stale",
+                 "_total", "_weights")
 
     def __init__(self, size: int, rng: random.Random) -> None:
         # Floats, so that bisecting a float target compares like with like (several times
@@ -122,16 +124,26 @@ class WeightedPool:
         self._stale = False
         self._weights = [0] * size
         self._eligible: set[int] = set()
+        self._heaviest: list[tuple[int, int]] = []
+        """``(-weight, slot)`` of every eligible member, sorted: heaviest first, then by slot."""
         self._total = 0
         self._rng = rng
 
     def put(self, slot: int, rank: Rank = (), weight: int = 1) -> None:
-        self._eligible.add(slot)
+        old = self._weights[slot]
+        if slot in self._eligible:
+            if old == weight:
+                return  # the usual case: a provider touched with nothing changed here
+            del self._heaviest[bisect_left(self._heaviest, (-old, slot))]
+        else:
+            self._eligible.add(slot)
+        insort(self._heaviest, (-weight, slot))
         self._set_weight(slot, weight)
 
     def drop(self, slot: int) -> None:
         if slot in self._eligible:
             self._eligible.discard(slot)
+            del self._heaviest[bisect_left(self._heaviest, (-self._weights[slot], slot))]
             self._set_weight(slot, 0)
 
     def __contains__(self, slot: int) -> bool:
@@ -153,7 +165,7 @@ class WeightedPool:
         chosen: list[int] = []
         if self._total > 0:
             # Rejection sampling: redraw a slot already taken. Cheaper than taking weights out
-            # of the tree and putting them back, and bounded, so a dominant weight cannot spin.
+            # of the array and putting them back, and bounded, so a dominant weight cannot spin.
             random, find, total = self._rng.random, self._find, self._total
             for _ in range(4 * count):
                 slot = find(random() * total)
@@ -161,16 +173,15 @@ class WeightedPool:
                     chosen.append(slot)
                     if len(chosen) == count:
                         return chosen
-            rest = sorted((s for s in self._eligible if self._weights[s] > 0 and s not in chosen),
-                          key=lambda s: (-self._weights[s], s))
-            chosen.extend(rest[: count - len(chosen)])
-        if len(chosen) < count:
-            zero = sorted(s for s in self._eligible if self._weights[s] == 0)
-            if not chosen and zero:
-                # Nothing with a share is eligible: every zero-weight member is equally good.
-                first = zero.pop(self._rng.randrange(len(zero)))
-                chosen.append(first)
-            chosen.extend(zero[: count - len(chosen)])
+        else:
+            # Nothing with a share is eligible: every zero-weight member is equally good.
+            chosen.append(self._heaviest[self._rng.randrange(len(self._heaviest))][1])
+        # The rest heaviest first (zero weights last, by slot): at most ``count`` are skipped.
+        for _, slot in self._heaviest:
+            if len(chosen) == count:
+                break
+            if slot not in chosen:
+                chosen.append(slot)
         return chosen
 
     def resume(self, cursor: int) -> None:
@@ -178,9 +189,7 @@ class WeightedPool:
 
     def order_after(self, first: int, count: int) -> list[int]:
         """Fallbacks after a session-pinned ``first``: heaviest first, so they are stable too."""
-        rest = sorted((s for s in self._eligible if s != first),
-                      key=lambda s: (-self._weights[s], s))
-        return rest[:count]
+        return [s for _, s in self._heaviest[:count + 1] if s != first][:count]
 
     def _set_weight(self, slot: int, weight: int) -> None:
         delta = weight - self._weights[slot]

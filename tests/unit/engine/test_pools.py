@@ -46,3 +46,24 @@ def test_zero_weights_serve_only_when_nothing_weighted_is_eligible() -> None:
     assert sorted(rest) == [0, 1]
     pool.drop(2)
     assert {pool.pick(1)[0] for _ in range(200)} == {0, 1}
+
+
+def test_fallbacks_after_a_pinned_member_are_the_heaviest_others() -> None:
+    pool = WeightedPool(6, random.Random(2))
+    for slot, weight in enumerate((3, 9, 0, 9, 5, 1)):
+        pool.put(slot, (), weight)
+    assert pool.order_after(1, 3) == [3, 4, 0]
+    assert pool.order_after(4, 2) == [1, 3]
+    pool.put(5, (), 20)  # a weight change reorders
+    pool.drop(1)
+    assert pool.order_after(0, 3) == [5, 3, 4]
+    assert pool.order_after(3, 10) == [5, 4, 0, 2]  # zero weights last
+
+
+def test_a_dominant_weight_still_yields_distinct_members_in_weight_order() -> None:
+    pool = WeightedPool(4, random.Random(5))
+    for slot, weight in enumerate((1_000_000, 2, 0, 3)):
+        pool.put(slot, (), weight)
+    first, *rest = pool.pick(4)
+    assert first == 0
+    assert rest == [3, 1, 2]  # draws keep hitting slot 0; the rest follow by weight
