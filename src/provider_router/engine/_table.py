@@ -84,6 +84,8 @@ class RoutingTable:
         self._policies: dict[tuple[str, str], PolicyState] = {}
         self._providers_in: dict[str, set[ProviderKey]] = {}
         self._policies_in: dict[str, set[tuple[str, str]]] = {}
+        self._default_policy: dict[str, PolicyState] = {}
+        """Per namespace, the policy a request naming none gets; cleared on policy changes."""
         self._entries_of: dict[ProviderKey, set[PoolEntry]] = {}
         self._timers: list[tuple[float, ProviderKey]] = []
         self._scheduled: dict[ProviderKey, float] = {}
@@ -169,6 +171,7 @@ class RoutingTable:
             self._drop_entries(old)
         self._policies[key] = state
         self._policies_in.setdefault(namespace, set()).add(key)
+        self._default_policy.pop(namespace, None)
         self.version += 1
         selector = spec.provider_selector
         state.selected = {k for k in self._providers_in.get(namespace, ())
@@ -183,6 +186,7 @@ class RoutingTable:
             return False
         self._drop_entries(state)
         self._policies_in[namespace].discard(state.key)
+        self._default_policy.pop(namespace, None)
         self.version += 1
         for provider_key in state.selected:
             self._configure_breaker(self._providers[provider_key])
@@ -268,11 +272,15 @@ class RoutingTable:
             if state is None:
                 raise UnknownPolicy(namespace, name)
             return state
-        defaults = sorted(k for k, p in self._policies.items()
-                          if k[0] == namespace and p.spec.default)
-        if not defaults:
-            raise UnknownPolicy(namespace, None)
-        return self._policies[defaults[0]]
+        chosen = self._default_policy.get(namespace)
+        if chosen is None:
+            # Several defaults in one namespace: the first by name wins, on every replica.
+            defaults = sorted(k for k in self._policies_in.get(namespace, ())
+                              if self._policies[k].spec.default)
+            if not defaults:
+                raise UnknownPolicy(namespace, None)  # not cached: clients name namespaces
+            chosen = self._default_policy[namespace] = self._policies[defaults[0]]
+        return chosen
 
     def _entry_for(self, policy: PolicyState, capabilities: frozenset[str], model: str | None,
                    now: float) -> PoolEntry:

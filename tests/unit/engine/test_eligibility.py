@@ -398,3 +398,18 @@ def test_a_repeated_report_of_an_own_lease_never_counts_twice(
     with pytest.raises(UnknownLease):
         table.report(report)
     assert table.provider("ns", "a").outcomes == {"success": 1}
+
+
+def test_the_default_policy_follows_policy_changes(table: RoutingTable, add) -> None:
+    add(a={"labels": {"tier": "a"}}, b={"labels": {"tier": "b"}})
+    table.upsert_policy("ns", "zeta", policy(providerSelector={"matchLabels": {"tier": "a"}}))
+    assert pick(table) == "a"
+    # Two defaults: the first by name wins, and it takes over at once.
+    table.upsert_policy("ns", "alpha", policy(providerSelector={"matchLabels": {"tier": "b"}}))
+    assert pick(table) == "b"
+    table.upsert_policy("ns", "alpha", policy(default=False,
+                                              providerSelector={"matchLabels": {"tier": "b"}}))
+    assert pick(table) == "a"
+    table.remove_policy("ns", "zeta")
+    with pytest.raises(UnknownPolicy):
+        pick(table)
