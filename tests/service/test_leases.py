@@ -52,9 +52,15 @@ async def test_a_lease_never_reported_expires_after_the_ttl(api: Api) -> None:
     api.clock.advance(1)
     assert (await api.provider("a"))["inFlight"] == 0
     assert (await api.route(lease=False)).status_code == 200
-    late = await api.report(leaseId=lease, outcome="success")
-    assert late.status_code == 404
-    assert late.json()["error"]["code"] == "unknown_lease"
+    # A call that outlived its lease still reports its outcome and spend, once.
+    late = await api.report(leaseId=lease, outcome="success", inputTokens=1000)
+    assert late.status_code == 200, late.text
+    assert late.json()["leaseReleased"] is False
+    assert (await api.provider("a"))["inFlight"] == 0
+    assert (await api.provider("a"))["outcomes"] == {"success": 1}
+    again = await api.report(leaseId=lease, outcome="success")
+    assert again.status_code == 404
+    assert again.json()["error"]["code"] == "unknown_lease"
 
 
 async def test_lease_false_takes_no_lease(api: Api) -> None:

@@ -44,6 +44,8 @@ from provider_router.engine._state import Health, ProviderKey, ProviderState
 Clock = Callable[[], float]
 
 DEFAULT_LEASE_TTL = 120.0
+MAX_EXPIRED_REMEMBERED = 20_000
+"""Expired leases whose late reports still count: minutes of long calls at any sane rate."""
 DEFAULT_MAX_LEASES = 200_000
 """About 48 MB of leases (some 240 bytes each): a workload that routes without ever reporting,
 at thousands of routes a second, must not grow the router until it is killed."""
@@ -94,6 +96,10 @@ class RoutingTable:
         # in the order they were taken: a FIFO queue, not a heap. A reported lease stays
         # queued until its turn; _forget_reported keeps those from piling up.
         self._lease_queue: deque[Lease] = deque()
+        self._expired: dict[str, Lease] = {}
+        """Leases that expired unreported, the most recent ``MAX_EXPIRED_REMEMBERED``: a late
+        report still counts its outcome and spend, once."""
+        self._expired_order: deque[str] = deque()
         self._lease_prefix = secrets.token_hex(4) + "-"
         """Starts every lease id this table issues: tells its own leases from other tables'."""
         self._lease_seq = itertools.count(1)
@@ -384,49 +390,65 @@ class RoutingTable:
         state.in_flight += 1
         return lease_id
 
-    def _release(self, lease: Lease) -> ProviderState | None:
+    def _holder(self, lease: Lease) -> ProviderState | None:
+        """The provider a lease was taken on, unless it left (or left and came back) since."""
         state = self._providers.get(lease.provider)
         if state is None or self._incarnation_of.get(lease.provider) != lease.incarnation:
-            return None  # the provider left (or was replaced) while the lease was out
-        state.in_flight = max(0, state.in_flight - 1)
+            return None
+        return state
+
+    def _release(self, lease: Lease) -> ProviderState | None:
+        state = self._holder(lease)
+        if state is not None:
+            state.in_flight = max(0, state.in_flight - 1)
         return state
 
     def report(self, outcome: Outcome) -> ReportResult:
         """Apply how a routed call went, releasing its lease if it names one held here.
 
-        A report may name both its lease and its provider. If another table issued the lease
-        (another replica, or this router before a restart), the outcome still counts against
-        the provider, as a report without lease would, except that the call is not counted as
-        a new request: its route was. A lease this table issued and no longer holds (reported
-        already, or expired) raises ``UnknownLease``, so a repeated report never counts twice.
+        A report that comes after its lease expired (a call longer than the TTL) still counts,
+        for the last ``MAX_EXPIRED_REMEMBERED`` expired leases. A report may also name its
+        provider next to the lease: if another table issued the lease (another replica, or
+        this router before a restart), the outcome then counts against the provider, as a
+        report without lease would, except that the call is not counted as a new request: its
+        route was. A lease this table issued and no longer knows (reported already, or expired
+        long ago) raises ``UnknownLease``, so a repeated report never counts twice.
         """
         now = self.clock()
         self._advance(now)
-        policy: PolicyState | None = None
-        released = False
-        lease = (self._leases.pop(outcome.lease_id, None) if outcome.lease_id is not None
-                 else None)
-        if lease is None and outcome.lease_id is not None and (
-                outcome.provider is None or outcome.lease_id.startswith(self._lease_prefix)):
-            raise UnknownLease(outcome.lease_id)
-        if lease is not None:
-            self._forget_reported()
-            released = True
-            policy = self._policies.get(lease.policy)
-            state = self._release(lease)
-            if state is None:
-                cost = self._record_spend(None, lease.prices, policy, outcome, now)
-                return ReportResult(lease.provider[1], lease.provider[0], True, "Unknown", cost)
-            if lease.trial and outcome.outcome is OutcomeKind.RATE_LIMITED:
-                state.breaker.end_trial(lease.lease_id)
-        elif outcome.provider is not None:
-            state = self.provider(outcome.namespace, outcome.provider)
-            if outcome.policy is not None:
-                policy = self._policies.get((outcome.namespace, outcome.policy))
-            if outcome.lease_id is None:
-                state.requests.add(now)  # a call made without asking us
-        else:
+        lease_id = outcome.lease_id
+        if lease_id is not None:
+            lease = self._leases.pop(lease_id, None)
+            if lease is not None:
+                self._forget_reported()
+                return self._report_lease(lease, outcome, now, released=True)
+            late = self._expired.pop(lease_id, None)
+            if late is not None:
+                return self._report_lease(late, outcome, now, released=False)
+            if outcome.provider is None or lease_id.startswith(self._lease_prefix):
+                raise UnknownLease(lease_id)
+        if outcome.provider is None:
             raise ValueError("a report needs a leaseId, or a provider and its namespace")
+        state = self.provider(outcome.namespace, outcome.provider)
+        policy = (self._policies.get((outcome.namespace, outcome.policy))
+                  if outcome.policy is not None else None)
+        if lease_id is None:
+            state.requests.add(now)  # a call made without asking us
+        return self._conclude(state, policy, outcome, now, released=False)
+
+    def _report_lease(self, lease: Lease, outcome: Outcome, now: float,
+                      released: bool) -> ReportResult:
+        policy = self._policies.get(lease.policy)
+        state = self._release(lease) if released else self._holder(lease)
+        if state is None:
+            cost = self._record_spend(None, lease.prices, policy, outcome, now)
+            return ReportResult(lease.provider[1], lease.provider[0], released, "Unknown", cost)
+        if released and lease.trial and outcome.outcome is OutcomeKind.RATE_LIMITED:
+            state.breaker.end_trial(lease.lease_id)
+        return self._conclude(state, policy, outcome, now, released)
+
+    def _conclude(self, state: ProviderState, policy: PolicyState | None, outcome: Outcome,
+                  now: float, released: bool) -> ReportResult:
         cost = self._apply_outcome(state, policy, outcome, now)
         self._touch(state, now)
         return ReportResult(state.key[1], state.key[0], released,
@@ -552,6 +574,7 @@ class RoutingTable:
         reported leases until their turn comes)."""
         if self._leases.pop(lease.lease_id, None) is None:
             return False
+        self._remember_expired(lease)
         state = self._release(lease)
         if state is not None:
             if lease.trial:
@@ -560,6 +583,13 @@ class RoutingTable:
             elif state.route_sensitive:  # else a lease's end changes nothing ranked
                 self._touch(state, now)
         return True
+
+    def _remember_expired(self, lease: Lease) -> None:
+        expired, order = self._expired, self._expired_order
+        expired[lease.lease_id] = lease
+        order.append(lease.lease_id)
+        if len(order) > MAX_EXPIRED_REMEMBERED:
+            expired.pop(order.popleft(), None)  # may have been reported late already
 
     def _forget_reported(self) -> None:
         """Rebuild the queue from the outstanding leases once reported ones make up most of it.

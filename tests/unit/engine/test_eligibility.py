@@ -16,6 +16,7 @@ from provider_router.engine import (
     UnknownLease,
     UnknownPolicy,
 )
+from provider_router.engine._table import MAX_EXPIRED_REMEMBERED
 from support.engine import FakeClock, pick, policy, provider
 
 
@@ -299,8 +300,14 @@ def test_leases_expire_in_the_order_taken_and_reported_ones_only_once(
     clock.advance(20.5)  # 60.5 s after the first lease, 50.5 s after the second
     assert table.in_flight_leases() == 2
     assert table.provider("ns", "a").in_flight == 2
+    # Reported late, an expired lease counts its outcome once and releases nothing more.
+    late = table.report(Outcome(OutcomeKind.SUCCESS, lease_id=taken[0]))
+    assert not late.lease_released
+    assert table.provider("ns", "a").in_flight == 2
     with pytest.raises(UnknownLease):
         table.report(Outcome(OutcomeKind.SUCCESS, lease_id=taken[0]))
+    with pytest.raises(UnknownLease):
+        table.report(Outcome(OutcomeKind.SUCCESS, lease_id=taken[1]))
     table.report(Outcome(OutcomeKind.SUCCESS, lease_id=taken[2]))
     clock.advance(60)
     assert table.in_flight_leases() == 0
@@ -316,8 +323,8 @@ def test_beyond_max_leases_the_oldest_is_released_early(clock: FakeClock) -> Non
     assert table.in_flight_leases() == 2
     assert table.leases_evicted == 1
     assert table.provider("ns", "a").in_flight == 2
-    with pytest.raises(UnknownLease):
-        table.report(Outcome(OutcomeKind.SUCCESS, lease_id=first))
+    assert not table.report(Outcome(OutcomeKind.SUCCESS, lease_id=first)).lease_released
+    assert table.provider("ns", "a").in_flight == 2
     table.report(Outcome(OutcomeKind.SUCCESS, lease_id=second))
     table.route(RouteRequest(namespace="ns"))  # room again: nothing evicted
     assert table.leases_evicted == 1
@@ -355,7 +362,7 @@ def test_reported_leases_do_not_pile_up_until_their_ttl(
         table: RoutingTable, add, clock: FakeClock) -> None:
     add(a={})
     table.upsert_policy("ns", "p", policy())
-    stuck = table.route(RouteRequest(namespace="ns")).lease_id  # never reported
+    table.route(RouteRequest(namespace="ns"))  # a lease never reported
     for _ in range(20_000):
         lease = table.route(RouteRequest(namespace="ns")).lease_id
         table.report(Outcome(OutcomeKind.SUCCESS, lease_id=lease))
@@ -364,8 +371,7 @@ def test_reported_leases_do_not_pile_up_until_their_ttl(
     assert len(table._lease_queue) <= 2 * 1 + 1024
     clock.advance(60)  # the stuck lease still expires on time
     assert table.in_flight_leases() == 0
-    with pytest.raises(UnknownLease):
-        table.report(Outcome(OutcomeKind.SUCCESS, lease_id=stuck))
+    assert table.provider("ns", "a").in_flight == 0
 
 
 def test_a_lease_from_another_replica_still_counts_its_outcome(clock: FakeClock) -> None:
@@ -413,3 +419,20 @@ def test_the_default_policy_follows_policy_changes(table: RoutingTable, add) -> 
     table.remove_policy("ns", "zeta")
     with pytest.raises(UnknownPolicy):
         pick(table)
+
+
+def test_late_reports_count_for_the_most_recent_expired_leases_only(
+        table: RoutingTable, add, clock: FakeClock) -> None:
+    add(a={})
+    table.upsert_policy("ns", "p", policy())
+    oldest = table.route(RouteRequest(namespace="ns")).lease_id
+    for _ in range(MAX_EXPIRED_REMEMBERED):
+        table.route(RouteRequest(namespace="ns"))
+    newest = table.route(RouteRequest(namespace="ns")).lease_id
+    clock.advance(61)
+    assert table.in_flight_leases() == 0
+    with pytest.raises(UnknownLease):  # forgotten: memory stays bounded
+        table.report(Outcome(OutcomeKind.SUCCESS, lease_id=oldest))
+    result = table.report(Outcome(OutcomeKind.ERROR, lease_id=newest, input_tokens=10))
+    assert not result.lease_released
+    assert table.provider("ns", "a").outcomes == {"error": 1}
