@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_PORT = 8080
+DEFAULT_LEASE_TTL = 120.0
+"""The engine's own default, repeated so that ``--help`` does not import the engine (a test
+holds the two equal)."""
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
@@ -37,6 +40,13 @@ def _positive(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError("must be greater than 0")
     return value
+
+
+def _lease_ttl_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lease-ttl", type=_positive, default=DEFAULT_LEASE_TTL,
+                        metavar="SECONDS",
+                        help="release a route's lease if it is not reported within this time; "
+                        "longer than your longest calls (default: %(default)g)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=_port, default=DEFAULT_PORT,
                        help=f"route API port (default: {DEFAULT_PORT}; 0 for any free port)")
     serve.add_argument("--no-watch", action="store_true", help="do not reload on changes")
+    _lease_ttl_option(serve)
 
     demo = commands.add_parser("demo", help="mock providers plus a router: try it out",
                                description="Start local OpenAI-compatible mock providers and "
@@ -112,31 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     client_command("providers", "list a running router's providers (JSON)")
     client_command("policies", "list a running router's policies (JSON)")
 
-    operator = commands.add_parser("operator", help="run the Kubernetes operator",
-                                   description="Run the Kopf operator plus the route API, "
-                                   "against in-cluster config or a kubeconfig.")
-    scope = operator.add_mutually_exclusive_group()
-    scope.add_argument("-n", "--namespace", action="append", dest="namespaces", default=[],
-                       help="namespace to watch (repeatable)")
-    scope.add_argument("-A", "--all-namespaces", action="store_true",
-                       help="watch every namespace")
-    operator.add_argument("--route-port", type=_port, default=DEFAULT_PORT,
-                          help=f"route API port (default: {DEFAULT_PORT})")
-    operator.add_argument("--kubeconfig", default=None,
-                          help="kubeconfig file (default: in-cluster config, then "
-                               "$KUBECONFIG / ~/.kube/config)")
-    operator.add_argument("--liveness-port", type=_port, default=8081,
-                          help="Kopf's liveness endpoint port, serving /healthz "
-                               "(default: 8081; 0 turns it off)")
-    operator.add_argument("--leader-elect", action="store_true",
-                          help="elect one replica (a coordination.k8s.io Lease) to probe "
-                               "providers and write status; needed with more than one replica")
-    operator.add_argument("--leader-lease", default="provider-router-leader",
-                          help="name of the election Lease; give each release its own "
-                               "(default: provider-router-leader)")
-    operator.add_argument("--leader-namespace", default=None,
-                          help="namespace of the election Lease (default: $POD_NAMESPACE, "
-                               "else the first watched namespace, else 'default')")
+    _add_operator(commands)
     return parser
 
 
@@ -179,6 +166,35 @@ def _run_client(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_operator(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    operator = commands.add_parser("operator", help="run the Kubernetes operator",
+                                   description="Run the Kopf operator plus the route API, "
+                                   "against in-cluster config or a kubeconfig.")
+    scope = operator.add_mutually_exclusive_group()
+    scope.add_argument("-n", "--namespace", action="append", dest="namespaces", default=[],
+                       help="namespace to watch (repeatable)")
+    scope.add_argument("-A", "--all-namespaces", action="store_true",
+                       help="watch every namespace")
+    operator.add_argument("--route-port", type=_port, default=DEFAULT_PORT,
+                          help=f"route API port (default: {DEFAULT_PORT})")
+    operator.add_argument("--kubeconfig", default=None,
+                          help="kubeconfig file (default: in-cluster config, then "
+                               "$KUBECONFIG / ~/.kube/config)")
+    operator.add_argument("--liveness-port", type=_port, default=8081,
+                          help="Kopf's liveness endpoint port, serving /healthz "
+                               "(default: 8081; 0 turns it off)")
+    operator.add_argument("--leader-elect", action="store_true",
+                          help="elect one replica (a coordination.k8s.io Lease) to probe "
+                               "providers and write status; needed with more than one replica")
+    operator.add_argument("--leader-lease", default="provider-router-leader",
+                          help="name of the election Lease; give each release its own "
+                               "(default: provider-router-leader)")
+    _lease_ttl_option(operator)
+    operator.add_argument("--leader-namespace", default=None,
+                          help="namespace of the election Lease (default: $POD_NAMESPACE, "
+                               "else the first watched namespace, else 'default')")
+
+
 def _run_crds(out: Path | None) -> int:
     from provider_router.api import all_crds, render_yaml, write_crds
 
@@ -207,7 +223,8 @@ def _run_operator(args: argparse.Namespace) -> int:
     operator.run(namespaces=list(args.namespaces), all_namespaces=args.all_namespaces,
                  route_port=args.route_port, kubeconfig=args.kubeconfig,
                  liveness_port=args.liveness_port or None, leader_elect=args.leader_elect,
-                 leader_namespace=leader_namespace, leader_lease=args.leader_lease)
+                 leader_namespace=leader_namespace, leader_lease=args.leader_lease,
+                 lease_ttl_seconds=args.lease_ttl)
     return 0
 
 
@@ -220,7 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         from provider_router.standalone import serve
 
-        return serve(args.manifests, args.host, args.port, watch=not args.no_watch)
+        return serve(args.manifests, args.host, args.port, watch=not args.no_watch,
+                     lease_ttl=args.lease_ttl)
     if args.command == "demo":
         from provider_router.demo import demo
 

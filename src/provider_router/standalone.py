@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from provider_router.api import SecretKeyRef
-from provider_router.engine import ProviderKey, RoutingTable
+from provider_router.engine import DEFAULT_LEASE_TTL, ProviderKey, RoutingTable
 from provider_router.health import DEFAULT_CONCURRENCY, Prober
 from provider_router.manifests import (
     ApplyResult,
@@ -48,12 +48,13 @@ class Standalone:
                  port: int = DEFAULT_PORT, watch: bool = True,
                  probe_concurrency: int = DEFAULT_CONCURRENCY,
                  probe_initial_delay: float = 1.0, debounce_ms: int = 200,
-                 table: RoutingTable | None = None) -> None:
+                 table: RoutingTable | None = None,
+                 lease_ttl: float = DEFAULT_LEASE_TTL) -> None:
         self.path = Path(manifests)
         self.host = host
         self.watch = watch
         self.debounce_ms = debounce_ms
-        self.table = table if table is not None else RoutingTable()
+        self.table = table if table is not None else RoutingTable(lease_ttl=lease_ttl)
         self.metrics = ServiceMetrics()
         self.manifests = ManifestSet()
         self.reloads = 0
@@ -244,9 +245,10 @@ def run_loop(main: Coroutine[Any, Any, int]) -> int:
 
 async def serve_until_signalled(manifests: str | os.PathLike[str], host: str = DEFAULT_HOST,
                                 port: int = DEFAULT_PORT, *, watch: bool = True,
-                                on_ready: Callable[[Standalone], None] | None = None) -> int:
+                                on_ready: Callable[[Standalone], None] | None = None,
+                                lease_ttl: float = DEFAULT_LEASE_TTL) -> int:
     """Serve until SIGTERM or SIGINT; returns the process exit code."""
-    standalone = Standalone(manifests, host=host, port=port, watch=watch)
+    standalone = Standalone(manifests, host=host, port=port, watch=watch, lease_ttl=lease_ttl)
     try:
         await standalone.start()
     except ManifestError as error:
@@ -280,6 +282,8 @@ def _signalled(stop: asyncio.Event, sig: signal.Signals) -> None:
 
 
 def serve(manifests: str | os.PathLike[str], host: str = DEFAULT_HOST,
-          port: int = DEFAULT_PORT, *, watch: bool = True) -> int:
+          port: int = DEFAULT_PORT, *, watch: bool = True,
+          lease_ttl: float = DEFAULT_LEASE_TTL) -> int:
     """``provider-router serve``: blocking; returns the exit code."""
-    return run_loop(serve_until_signalled(manifests, host, port, watch=watch))
+    return run_loop(serve_until_signalled(manifests, host, port, watch=watch,
+                                          lease_ttl=lease_ttl))

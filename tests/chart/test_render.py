@@ -110,6 +110,12 @@ def test_arguments_follow_route_port_and_extra_args(helm: Path) -> None:
     assert (port["port"], port["targetPort"]) == (8080, "http")
 
 
+def test_lease_ttl_is_passed_only_when_set(helm: Path) -> None:
+    assert "--lease-ttl" not in render(helm).args
+    args = render(helm, {"leaseTTLSeconds": 900}).args
+    assert args[args.index("--lease-ttl") + 1] == "900"
+
+
 def test_replicas(helm: Path) -> None:
     assert render(helm).deployment["spec"]["replicas"] == 1
     assert render(helm, VARIANTS["leader-election"]).deployment["spec"]["replicas"] == 2

@@ -51,6 +51,8 @@ BAD_VALUES: list[tuple[str, list[str] | dict[str, Any], str, tuple[str, ...]]] =
     ("bad-pull-policy", ["image.pullPolicy=Sometimes"], "image.pullPolicy",
      ("must be one of",)),
     ("string-for-boolean", ["crds.templated=maybe"], "crds.templated", ("boolean",)),
+    ("zero-lease-ttl", ["leaseTTLSeconds=0"], "leaseTTLSeconds", ("greater than 0",
+                                                                 "exclusiveminimum")),
     ("bad-session-affinity", ["service.sessionAffinity=Cookie"], "service.sessionAffinity",
      ("must be one of",)),
 ]

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from provider_router.cli import build_parser, main
+from provider_router.cli import DEFAULT_LEASE_TTL, build_parser, main
+from provider_router.engine import DEFAULT_LEASE_TTL as ENGINE_LEASE_TTL
 from standalone.router_harness import Env
 
 
@@ -39,6 +40,10 @@ def test_defaults() -> None:
     route = parser.parse_args(["route", "-c", "chat", "-c", "vision"])
     assert route.capability == ["chat", "vision"]
     assert route.url is None  # RouterClient falls back to $PROVIDER_ROUTER_URL, then :8080
+    assert serve.lease_ttl == DEFAULT_LEASE_TTL == ENGINE_LEASE_TTL
+    assert parser.parse_args(["serve", "-f", "x", "--lease-ttl", "900"]).lease_ttl == 900.0
+    with pytest.raises(SystemExit):
+        parser.parse_args(["serve", "-f", "x", "--lease-ttl", "0"])
     with pytest.raises(SystemExit):
         parser.parse_args(["serve"])  # --manifests is required
     with pytest.raises(SystemExit):
@@ -72,9 +77,9 @@ def test_operator_passes_its_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     assert main(["operator", "-A", "--leader-elect", "--leader-lease", "r-leader",
                  "--liveness-port", "0"]) == 0
     monkeypatch.setenv("POD_NAMESPACE", "router-system")
-    assert main(["operator", "-A", "--leader-elect"]) == 0
+    assert main(["operator", "-A", "--leader-elect", "--lease-ttl", "600"]) == 0
     common = {"leader_lease": "provider-router-leader", "liveness_port": 8081,
-              "leader_elect": False}
+              "leader_elect": False, "lease_ttl_seconds": 120.0}
     assert calls == [
         {**common, "namespaces": ["a", "b"], "all_namespaces": False, "route_port": 9000,
          "kubeconfig": "/k", "leader_namespace": "a"},
@@ -82,7 +87,8 @@ def test_operator_passes_its_flags(monkeypatch: pytest.MonkeyPatch) -> None:
          "kubeconfig": None, "leader_elect": True, "leader_lease": "r-leader",
          "liveness_port": None, "leader_namespace": "default"},
         {**common, "namespaces": [], "all_namespaces": True, "route_port": 8080,
-         "kubeconfig": None, "leader_elect": True, "leader_namespace": "router-system"}]
+         "kubeconfig": None, "leader_elect": True, "leader_namespace": "router-system",
+         "lease_ttl_seconds": 600.0}]
 
 
 def test_operator_missing_exits_2(monkeypatch: pytest.MonkeyPatch,

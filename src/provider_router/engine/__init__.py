@@ -30,9 +30,10 @@ from provider_router.engine._state import (
     Target,
     api_base_for,
 )
-from provider_router.engine._table import Clock, RoutingTable
+from provider_router.engine._table import DEFAULT_LEASE_TTL, Clock, RoutingTable
 
 __all__ = [
+    "DEFAULT_LEASE_TTL",
     "Block",
     "Candidate",
     "Clock",

@@ -19,7 +19,7 @@ from typing import Any
 
 import kopf
 
-from provider_router.engine import ProbeResult, RoutingTable
+from provider_router.engine import DEFAULT_LEASE_TTL, ProbeResult, RoutingTable
 from provider_router.health import Prober
 from provider_router.operator._handlers import build_registry, operator_settings
 from provider_router.operator._kube import KubeClient, load_api_client
@@ -46,6 +46,7 @@ class OperatorOptions:
     status_interval_seconds: float = 1.0
     staleness_check_seconds: float = 10.0
     probe_concurrency: int = 32
+    lease_ttl_seconds: float = DEFAULT_LEASE_TTL
     tune_gc: bool = False
     """Freeze the start-up heap out of GC (see ``tune_gc``): for the process entry point."""
 
@@ -57,7 +58,7 @@ class Operator:
         self.options = options
         self.api_client = load_api_client(options.kubeconfig)
         self.kube = KubeClient(self.api_client)
-        self.table = RoutingTable()
+        self.table = RoutingTable(lease_ttl=options.lease_ttl_seconds)
         self.metrics = ServiceMetrics()
         self.reconciler = Reconciler(self.table, self.kube)
         self.leadership: Leadership = (
