@@ -16,13 +16,15 @@ from provider_router.api import RoutingPolicySpec, Strategy
 from provider_router.engine._pools import Pool, Rank, RankedPool, WeightedPool
 from provider_router.engine._reasons import CIRCUIT_BLOCKS, Block
 from provider_router.engine._state import ProviderKey, ProviderState
-from provider_router.engine._sticky import owner
+from provider_router.engine._sticky import Score, owner, score, seed_of
 from provider_router.engine._windows import RollingSum
 
 PoolKey = tuple[frozenset[str], str | None]
 
 MAX_POOLS_PER_POLICY = 128
 MAX_SESSIONS_PER_POLICY = 100_000
+MAX_TRACKED_ADDITIONS = 4096
+MAX_NEWCOMERS_CHECKED = 64
 
 
 def _rank_fn(strategy: Strategy) -> Callable[[ProviderState, float], Rank]:
@@ -62,7 +64,12 @@ class PoolEntry:
                            else RankedPool())
         # The answer for each member, resolved once: the pool's model is fixed.
         self.targets = [m.target_for(key[1]) for m in members]
-        self._sessions: dict[str, int] = {}
+        self._sessions: dict[str, tuple[int, Score, int]] = {}
+        """Session -> (owner slot, its score, how much of ``_additions`` it has seen)."""
+        self._additions: list[int] = []
+        """Slots in the order they became eligible: a cached owner is checked against these
+        newcomers only, since members leaving cannot take a session from an owner that
+        stays."""
         for member in members:
             self.update(member, now)
         last = policy.last_pick.get(key)
@@ -81,25 +88,45 @@ class PoolEntry:
         if self.blocks_of(state):
             if slot in self.pool:
                 self.pool.drop(slot)
-                self._sessions.clear()
         else:
             if slot not in self.pool:
-                self._sessions.clear()
+                self._additions.append(slot)
+                if len(self._additions) > MAX_TRACKED_ADDITIONS:
+                    self._additions.clear()
+                    self._sessions.clear()
             self.pool.put(slot, self._rank(state, now), state.spec.weight)
 
     def session_slot(self, session: str) -> int | None:
-        """The eligible member that owns ``session`` by rendezvous hashing."""
-        slot = self._sessions.get(session)
-        if slot is None:
-            members = self.members
-            slot = owner(session, ((s, members[s].key[1], members[s].spec.weight)
-                                   for s in self.pool.members()))
-            if slot is None:
-                return None
-            if len(self._sessions) >= MAX_SESSIONS_PER_POLICY:
-                self._sessions.clear()
-            self._sessions[session] = slot
-        return slot
+        """The eligible member that owns ``session`` by rendezvous hashing.
+
+        A full pass scores every member; a remembered owner that is still eligible only has to
+        beat the members that became eligible since, which keeps sessions cheap while
+        providers drop out and come back under load.
+        """
+        pool, members, additions = self.pool, self.members, self._additions
+        hit = self._sessions.get(session)
+        if hit is not None and hit[0] in pool:
+            slot, best, seen = hit
+            newcomers = additions[seen:]
+            if len(newcomers) <= MAX_NEWCOMERS_CHECKED:
+                if newcomers:
+                    key = seed_of(session)
+                    for candidate in newcomers:
+                        if candidate in pool:
+                            member = members[candidate]
+                            claim = score(key, member.key[1], member.spec.weight)
+                            if claim > best:
+                                slot, best = candidate, claim
+                    self._sessions[session] = (slot, best, len(additions))
+                return slot
+        found = owner(session, ((s, members[s].key[1], members[s].spec.weight)
+                                for s in pool.members()))
+        if found is None:
+            return None
+        if len(self._sessions) >= MAX_SESSIONS_PER_POLICY:
+            self._sessions.clear()
+        self._sessions[session] = (found[0], found[1], len(additions))
+        return found[0]
 
 
 class PolicyState:

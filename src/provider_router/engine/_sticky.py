@@ -28,23 +28,28 @@ def _mix(value: int) -> int:
     return value ^ (value >> 31)
 
 
-def owner(session: str, members: Iterable[tuple[int, str, int]]) -> int | None:
-    """The slot that owns ``session`` among ``(slot, name, weight)`` members.
+Score = tuple[int, float]
+"""Comparable: any member with a weight beats every member without one."""
+
+
+def score(key: int, name: str, weight: int) -> Score:
+    """How strongly the member ``name`` claims the session whose seed is ``key``."""
+    draw = _mix(key ^ seed_of(name))
+    if weight > 0:
+        unit = (draw + 0.5) / 18446744073709551616.0  # in (0, 1)
+        return 1, -weight / math.log(unit)
+    return 0, float(draw)
+
+
+def owner(session: str, members: Iterable[tuple[int, str, int]]) -> tuple[int, Score] | None:
+    """The slot that owns ``session`` among ``(slot, name, weight)`` members, and its score.
 
     Weighted members compete by ``-weight / ln(u)``; if every weight is zero, by ``u`` alone.
     """
     key = seed_of(session)
-    best_slot: int | None = None
-    best_score = -1.0
-    fallback_slot: int | None = None
-    fallback_score = -1
+    best: tuple[int, Score] | None = None
     for slot, name, weight in members:
-        draw = _mix(key ^ seed_of(name))
-        if weight > 0:
-            unit = (draw + 0.5) / 18446744073709551616.0  # in (0, 1)
-            score = -weight / math.log(unit)
-            if score > best_score:
-                best_slot, best_score = slot, score
-        elif best_slot is None and draw > fallback_score:
-            fallback_slot, fallback_score = slot, draw
-    return best_slot if best_slot is not None else fallback_slot
+        claim = score(key, name, weight)
+        if best is None or claim > best[1]:
+            best = slot, claim
+    return best

@@ -3,8 +3,14 @@ removing a provider moves only the sessions that must move."""
 
 from __future__ import annotations
 
-from provider_router.engine import RoutingTable
-from support.engine import FakeClock, pick, policy
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from provider_router.engine import ProbeResult, RoutingTable
+from provider_router.engine._sticky import owner
+from support.engine import FakeClock, pick, policy, provider
 
 
 def owners(table: RoutingTable, sessions: int = 300) -> dict[str, str]:
@@ -52,3 +58,26 @@ def test_assignment_expires_after_ttl(table: RoutingTable, add, clock: FakeClock
     clock.advance(11)
     pick(table, session="k")
     assert policy_state.sticky["k"][1] > clock.now
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.booleans(), st.integers(0, 19)),
+                min_size=1, max_size=60))
+def test_remembered_owners_match_a_full_recount_while_providers_come_and_go(
+        steps: list[tuple[int, bool, int]]) -> None:
+    table = RoutingTable(clock=FakeClock(), rng=random.Random(0))
+    weights = [1, 2, 3, 5, 8, 0]
+    for i, weight in enumerate(weights):
+        table.upsert_provider("ns", f"p{i}", provider(weight=weight))
+    table.upsert_policy("ns", "p", policy(strategy="Weighted"))
+    up = dict.fromkeys(range(len(weights)), True)
+    unauthorized = ProbeResult(False, None, "Unauthorized", "HTTP 401", unauthorized=True)
+    for index, eligible, session in steps:
+        if up[index] != eligible:
+            table.record_probe("ns", f"p{index}",
+                               ProbeResult(True, 5.0) if eligible else unauthorized)
+            up[index] = eligible
+        expected = owner(f"s{session}", [(i, f"p{i}", weights[i]) for i in up if up[i]])
+        if expected is None:
+            continue
+        assert pick(table, session=f"s{session}") == f"p{expected[0]}"
