@@ -60,6 +60,25 @@ async def test_503_names_each_candidates_reasons(api: Api) -> None:
     details = {c["name"]: c["detail"] for c in error["details"]["candidates"]}
     assert details["busy"] == "1/1 in flight"
     assert details["wrong-model"] == "does not serve model m1"
+    assert error["details"]["selected"] == 4
+    assert error["details"]["excluded"] == {"AtMaxConcurrent": 1, "CoolingDown": 1,
+                                            "Disabled": 1, "ModelNotServed": 1}
+    assert error["details"]["truncated"] is False
+
+
+async def test_503_over_many_providers_explains_the_first_twenty_and_counts_all(
+        api: Api) -> None:
+    for i in range(60):
+        api.add_provider(f"p{i:02d}", disabled=True)
+    api.add_policy("p", default=True)
+    response = await api.route()
+    assert response.status_code == 503
+    details = response.json()["error"]["details"]
+    assert [c["name"] for c in details["candidates"]] == [f"p{i:02d}" for i in range(20)]
+    assert details["selected"] == 60
+    assert details["excluded"] == {"Disabled": 60}
+    assert details["truncated"] is True
+    assert len(response.content) < 4096
 
 
 async def test_a_policy_that_selects_nothing_answers_503(api: Api) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
 from provider_router.api import Strategy
 from provider_router.engine._state import Target
+
+MAX_NAMED_IN_MESSAGE = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,12 +123,31 @@ class UnknownLease(RoutingError):
 
 
 class NoProviderAvailable(RoutingError):
-    """Nothing is eligible; ``candidates`` says why each selected provider was dropped."""
+    """Nothing is eligible. ``excluded`` counts the reasons over every selected provider;
+    ``candidates`` says why for the first of them by name (all of them when ``selected`` is
+    small). Bounded, because a policy over thousands of providers that are all at capacity
+    answers many of these, exactly when the router must stay cheap."""
 
-    def __init__(self, policy: str, namespace: str, candidates: tuple[Candidate, ...]) -> None:
+    def __init__(self, policy: str, namespace: str, candidates: tuple[Candidate, ...],
+                 excluded: Mapping[str, int] | None = None,
+                 selected: int | None = None) -> None:
         self.policy, self.namespace, self.candidates = policy, namespace, candidates
-        if candidates:
-            why = "; ".join(f"{c.name}: {', '.join(c.reasons)}" for c in candidates)
+        if excluded is None:
+            counts: dict[str, int] = {}
+            for candidate in candidates:
+                for reason in candidate.reasons:
+                    counts[reason] = counts.get(reason, 0) + 1
+            excluded = counts
+        self.excluded = dict(sorted(excluded.items()))
+        self.selected = len(candidates) if selected is None else selected
+        if self.selected:
+            shown = "; ".join(f"{c.name}: {', '.join(c.reasons)}"
+                              for c in candidates[:MAX_NAMED_IN_MESSAGE])
+            more = "; ..." if self.selected > min(len(candidates), MAX_NAMED_IN_MESSAGE) else ""
+            why = f"{shown}{more}" if shown else "none is eligible"
+            if self.selected > 1:
+                counts_text = ", ".join(f"{r} {n}" for r, n in self.excluded.items())
+                why = f"{self.selected} selected, none eligible ({counts_text}): {why}"
         else:
             why = "the policy selects no providers"
         super().__init__(f"no provider available under policy {namespace}/{policy}: {why}")

@@ -52,6 +52,12 @@ class PoolEntry:
         self.key = key
         self.members = members
         self.slot_of: dict[ProviderKey, int] = {m.key: i for i, m in enumerate(members)}
+        self.selected = sorted(policy.selected)
+        """Every provider the policy selects, by name: members and those lacking what is
+        asked. The entry is rebuilt whenever the selection changes."""
+        self.touches = 0
+        """Member updates so far: tells whether a cached summary of exclusions still holds."""
+        self.exclusion_counts: tuple[int, dict[str, int]] | None = None
         self.over_budget = over_budget
         self.throttled = throttled
         # Near the budget, traffic moves to the cheapest providers whatever the strategy.
@@ -84,6 +90,7 @@ class PoolEntry:
         return blocks
 
     def update(self, state: ProviderState, now: float) -> None:
+        self.touches += 1
         slot = self.slot_of[state.key]
         if self.blocks_of(state):
             if slot in self.pool:

@@ -50,6 +50,8 @@ DEFAULT_MAX_LEASES = 200_000
 """About 48 MB of leases (some 240 bytes each): a workload that routes without ever reporting,
 at thousands of routes a second, must not grow the router until it is killed."""
 DEFAULT_BREAKER = (3, 30.0)
+MAX_EXPLAINED_UNAVAILABLE = 20
+"""Providers explained one by one in an unavailable answer; the rest are counted by reason."""
 
 
 @dataclass(slots=True)
@@ -235,8 +237,10 @@ class RoutingTable:
         slots, sticky = self._choose(policy, entry, request.session, policy.want, now)
         if not slots:
             policy.unrouted += 1
-            raise NoProviderAvailable(policy.key[1], policy.key[0],
-                                      self._explain(policy, entry, capabilities, model, []))
+            raise NoProviderAvailable(
+                policy.key[1], policy.key[0],
+                self._explain(policy, entry, capabilities, model, [], MAX_EXPLAINED_UNAVAILABLE),
+                self._exclusion_counts(entry, capabilities), len(entry.selected))
         members, targets = entry.members, entry.targets
         primary = members[slots[0]]
         # A half-open provider takes exactly one trial, as a primary, never as a fallback.
@@ -331,11 +335,13 @@ class RoutingTable:
         return entry.pool.pick(want), False
 
     def _explain(self, policy: PolicyState, entry: PoolEntry, capabilities: frozenset[str],
-                 model: str | None, chosen: list[int]) -> tuple[Candidate, ...]:
+                 model: str | None, chosen: list[int],
+                 limit: int | None = None) -> tuple[Candidate, ...]:
+        """Each selected provider's role and reasons, by name; the first ``limit`` only."""
         now = self.clock()
         roles = {s: (Role.PRIMARY if i == 0 else Role.FALLBACK) for i, s in enumerate(chosen)}
         out: list[Candidate] = []
-        for key in sorted(policy.selected):
+        for key in entry.selected[:limit]:
             state = self._providers[key]
             slot = entry.slot_of.get(key)
             if slot is None:
@@ -355,6 +361,30 @@ class RoutingTable:
                 out.append(Candidate(key[1], key[0], roles.get(slot, Role.STANDBY), (),
                                      f"ranked by {entry.strategy.value}"))
         return tuple(out)
+
+    def _exclusion_counts(self, entry: PoolEntry, capabilities: frozenset[str]) -> dict[str, int]:
+        """How many selected providers each reason excludes, remembered until a member
+        changes: a burst of unavailable answers then costs one pass, not one each."""
+        cached = entry.exclusion_counts
+        if cached is not None and cached[0] == entry.touches:
+            return cached[1]
+        by_blocks: dict[int, int] = {}
+        counts: dict[str, int] = {}
+        providers, slot_of = self._providers, entry.slot_of
+        for key in entry.selected:
+            state = providers[key]
+            if key in slot_of:
+                blocks = entry.blocks_of(state)
+                by_blocks[blocks] = by_blocks.get(blocks, 0) + 1
+            else:
+                reason = (MODEL_NOT_SERVED if capabilities <= state.capabilities
+                          else MISSING_CAPABILITY)
+                counts[reason] = counts.get(reason, 0) + 1
+        for blocks, count in by_blocks.items():
+            for reason in reasons(blocks):
+                counts[reason] = counts.get(reason, 0) + count
+        entry.exclusion_counts = (entry.touches, counts)
+        return counts
 
     @staticmethod
     def _detail(state: ProviderState, blocks: int, now: float) -> str:

@@ -322,10 +322,12 @@ class RouteService:
                            f"no {what} in namespace {error.namespace!r}",
                            {"namespace": error.namespace, "policy": error.name}) from None
         except NoProviderAvailable as error:
-            self.metrics.count_unavailable(error.namespace, error.policy, error.candidates)
+            self.metrics.count_unavailable(error.namespace, error.policy, error.excluded)
             raise ApiError(503, "no_provider_available", str(error), {
                 "namespace": error.namespace, "policy": error.policy,
-                "candidates": [candidate_view(c) for c in error.candidates]}) from None
+                "selected": error.selected, "excluded": error.excluded,
+                "candidates": [candidate_view(c) for c in error.candidates],
+                "truncated": len(error.candidates) < error.selected}) from None
         key = (decision.namespace, decision.policy, decision.target.provider.name, ROUTED)
         decisions = self._decisions
         decisions[key] = decisions.get(key, 0) + 1

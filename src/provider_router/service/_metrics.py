@@ -13,7 +13,7 @@ the engine is not thread-safe.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -91,10 +91,14 @@ class ServiceMetrics:
     # -- recorded by the app -----------------------------------------------------------------
 
     def count_unavailable(self, namespace: str, policy: str,
-                          candidates: Iterable[Candidate]) -> None:
+                          excluded: Mapping[str, int]) -> None:
+        """An unavailable answer, and every exclusion behind it (``excluded``: per reason)."""
         decision = (namespace, policy, "", UNAVAILABLE)
         self.decisions[decision] = self.decisions.get(decision, 0) + 1
-        self.count_exclusions(namespace, policy, candidates)
+        exclusions = self.exclusions
+        for reason, count in excluded.items():
+            key = (namespace, policy, reason)
+            exclusions[key] = exclusions.get(key, 0) + count
 
     def count_exclusions(self, namespace: str, policy: str,
                          candidates: Iterable[Candidate]) -> None:

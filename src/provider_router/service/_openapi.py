@@ -99,8 +99,9 @@ _ROUTE_RESPONSES = {
     "200": _json(RouteOut, "The provider to call, its ordered fallbacks and the lease."),
     "400": _BAD_INPUT,
     "404": _error("Unknown policy (or no default policy in the namespace)."),
-    "503": _error("No provider is available; `error.details.candidates` gives each "
-                  "candidate's reasons."),
+    "503": _error("No provider is available. `error.details.excluded` counts the reasons "
+                  "over the `selected` providers; `candidates` gives each one's reasons, for "
+                  "the first 20 by name (`truncated` says whether there are more)."),
 }
 
 

@@ -436,3 +436,28 @@ def test_late_reports_count_for_the_most_recent_expired_leases_only(
     result = table.report(Outcome(OutcomeKind.ERROR, lease_id=newest, input_tokens=10))
     assert not result.lease_released
     assert table.provider("ns", "a").outcomes == {"error": 1}
+
+
+def test_an_unavailable_answer_over_many_providers_is_bounded_and_counts_every_reason(
+        table: RoutingTable, add) -> None:
+    names = [f"p{i:02d}" for i in range(50)]
+    add(**{name: {"capabilities": ["chat"] if i < 45 else ["embeddings"]}
+           for i, name in enumerate(names)})
+    table.upsert_policy("ns", "p", policy(failover={"failureThreshold": 1}))
+    unauthorized = ProbeResult(False, None, "Unauthorized", "HTTP 401", unauthorized=True)
+    for name in names[:45]:
+        table.record_probe("ns", name, unauthorized)
+    with pytest.raises(NoProviderAvailable) as caught:
+        pick(table, capabilities=("chat",))
+    error = caught.value
+    assert error.selected == 50
+    assert error.excluded == {"MissingCapability": 5, "Unauthorized": 45}
+    assert [c.name for c in error.candidates] == names[:20]
+    assert "50 selected, none eligible (MissingCapability 5, Unauthorized 45)" in str(error)
+    assert len(str(error)) < 400
+    # A member changing its reasons is counted at the next answer.
+    table.report(Outcome(OutcomeKind.ERROR, provider="p03", namespace="ns"))
+    with pytest.raises(NoProviderAvailable) as again:
+        pick(table, capabilities=("chat",))
+    assert again.value.excluded == {"CircuitOpen": 1, "MissingCapability": 5,
+                                    "Unauthorized": 45}
