@@ -86,12 +86,14 @@ def test_api_503_maps_to_no_provider_available() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(503, json={"error": {
             "code": "no_provider_available", "message": "nothing",
-            "details": {"candidates": [{"name": "a", "reasons": ["CircuitOpen"]}]}}})
+            "details": {"candidates": [{"name": "a", "reasons": ["CircuitOpen"]}],
+                        "excluded": {"CircuitOpen": 1}, "selected": 1}}})
 
     with client_for(httpx.MockTransport(handler)) as client, \
             pytest.raises(NoProviderAvailableError) as err:
         client.route()
     assert err.value.candidates == [{"name": "a", "reasons": ["CircuitOpen"]}]
+    assert err.value.excluded == {"CircuitOpen": 1}
 
 
 def test_invalid_bodies() -> None:

@@ -35,7 +35,16 @@ class NotFoundError(RouterError):
 
 
 class NoProviderAvailableError(RouterError):
-    """503: nothing is eligible; ``details`` holds the reasons per candidate."""
+    """503: nothing is eligible. ``excluded`` counts the reasons over every selected provider;
+    ``candidates`` explains the first of them (20 at most) one by one."""
+
+    @property
+    def excluded(self) -> dict[str, int]:
+        details = self.details
+        found = details.get("excluded") if isinstance(details, Mapping) else None
+        if not isinstance(found, Mapping):
+            return {}
+        return {str(k): v for k, v in found.items() if isinstance(v, int)}
 
     @property
     def candidates(self) -> list[Mapping[str, Any]]:
