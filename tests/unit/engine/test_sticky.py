@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -81,3 +82,15 @@ def test_remembered_owners_match_a_full_recount_while_providers_come_and_go(
         if expected is None:
             continue
         assert pick(table, session=f"s{session}") == f"p{expected[0]}"
+
+
+def test_a_full_session_map_forgets_the_least_recently_routed(
+        table: RoutingTable, add, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("provider_router.engine._policy.MAX_SESSIONS_PER_POLICY", 3)
+    add(a={}, b={})
+    table.upsert_policy("ns", "p", policy(stickySessions={"enabled": True}))
+    for key in ("k1", "k2", "k3"):
+        pick(table, session=key)
+    pick(table, session="k1")  # k1 is routed again: k2 is now the oldest
+    pick(table, session="k4")
+    assert list(table.policy("ns", "p").sticky) == ["k3", "k1", "k4"]
