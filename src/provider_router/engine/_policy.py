@@ -78,6 +78,7 @@ class PoolEntry:
         stays."""
         for member in members:
             self.update(member, now)
+        self._additions.clear()  # no session is remembered yet: nothing to check against
         last = policy.last_pick.get(key)
         if last is not None:
             # Slots follow provider names, so the turn resumes after the last provider picked.
@@ -114,11 +115,10 @@ class PoolEntry:
         hit = self._sessions.get(session)
         if hit is not None and hit[0] in pool:
             slot, best, seen = hit
-            newcomers = additions[seen:]
-            if len(newcomers) <= MAX_NEWCOMERS_CHECKED:
-                if newcomers:
+            if len(additions) - seen <= MAX_NEWCOMERS_CHECKED:
+                if len(additions) > seen:
                     key = seed_of(session)
-                    for candidate in newcomers:
+                    for candidate in additions[seen:]:
                         if candidate in pool:
                             member = members[candidate]
                             claim = score(key, member.key[1], member.spec.weight)
