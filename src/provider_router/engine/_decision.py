@@ -129,17 +129,10 @@ class NoProviderAvailable(RoutingError):
     answers many of these, exactly when the router must stay cheap."""
 
     def __init__(self, policy: str, namespace: str, candidates: tuple[Candidate, ...],
-                 excluded: Mapping[str, int] | None = None,
-                 selected: int | None = None) -> None:
+                 excluded: Mapping[str, int], selected: int) -> None:
         self.policy, self.namespace, self.candidates = policy, namespace, candidates
-        if excluded is None:
-            counts: dict[str, int] = {}
-            for candidate in candidates:
-                for reason in candidate.reasons:
-                    counts[reason] = counts.get(reason, 0) + 1
-            excluded = counts
         self.excluded = dict(sorted(excluded.items()))
-        self.selected = len(candidates) if selected is None else selected
+        self.selected = selected
         if self.selected:
             shown = "; ".join(f"{c.name}: {', '.join(c.reasons)}"
                               for c in candidates[:MAX_NAMED_IN_MESSAGE])

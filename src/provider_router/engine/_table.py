@@ -345,13 +345,8 @@ class RoutingTable:
             state = self._providers[key]
             slot = entry.slot_of.get(key)
             if slot is None:
-                missing = sorted(capabilities - state.capabilities)
-                if missing:
-                    out.append(Candidate(key[1], key[0], Role.EXCLUDED, (MISSING_CAPABILITY,),
-                                         f"lacks {', '.join(missing)}"))
-                else:
-                    out.append(Candidate(key[1], key[0], Role.EXCLUDED, (MODEL_NOT_SERVED,),
-                                         f"does not serve model {model}"))
+                reason, detail = self._unmet(state, capabilities, model)
+                out.append(Candidate(key[1], key[0], Role.EXCLUDED, (reason,), detail))
                 continue
             blocks = entry.blocks_of(state)
             if blocks:
@@ -377,14 +372,22 @@ class RoutingTable:
                 blocks = entry.blocks_of(state)
                 by_blocks[blocks] = by_blocks.get(blocks, 0) + 1
             else:
-                reason = (MODEL_NOT_SERVED if capabilities <= state.capabilities
-                          else MISSING_CAPABILITY)
+                reason = self._unmet(state, capabilities, None)[0]
                 counts[reason] = counts.get(reason, 0) + 1
         for blocks, count in by_blocks.items():
             for reason in reasons(blocks):
                 counts[reason] = counts.get(reason, 0) + count
         entry.exclusion_counts = (entry.touches, counts)
         return counts
+
+    @staticmethod
+    def _unmet(state: ProviderState, capabilities: frozenset[str],
+               model: str | None) -> tuple[str, str]:
+        """Why a selected provider is not in a pool at all: the reason and its detail."""
+        missing = sorted(capabilities - state.capabilities)
+        if missing:
+            return MISSING_CAPABILITY, f"lacks {', '.join(missing)}"
+        return MODEL_NOT_SERVED, f"does not serve model {model}"
 
     @staticmethod
     def _detail(state: ProviderState, blocks: int, now: float) -> str:

@@ -95,18 +95,19 @@ class ServiceMetrics:
         """An unavailable answer, and every exclusion behind it (``excluded``: per reason)."""
         decision = (namespace, policy, "", UNAVAILABLE)
         self.decisions[decision] = self.decisions.get(decision, 0) + 1
-        exclusions = self.exclusions
-        for reason, count in excluded.items():
-            key = (namespace, policy, reason)
-            exclusions[key] = exclusions.get(key, 0) + count
+        self._add_exclusions(namespace, policy, excluded.items())
 
     def count_exclusions(self, namespace: str, policy: str,
                          candidates: Iterable[Candidate]) -> None:
+        self._add_exclusions(namespace, policy,
+                             ((reason, 1) for c in candidates for reason in c.reasons))
+
+    def _add_exclusions(self, namespace: str, policy: str,
+                        counts: Iterable[tuple[str, int]]) -> None:
         exclusions = self.exclusions
-        for candidate in candidates:
-            for reason in candidate.reasons:
-                key = (namespace, policy, reason)
-                exclusions[key] = exclusions.get(key, 0) + 1
+        for reason, count in counts:
+            key = (namespace, policy, reason)
+            exclusions[key] = exclusions.get(key, 0) + count
 
 
 def _label_sets(metric: Counter | Histogram, namespace: str,
