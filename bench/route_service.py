@@ -4,14 +4,13 @@ Servers, each in its own process pinned to one core, restarted for every round:
 
 - ``aiohttp``          a bare aiohttp hello-JSON handler on the default asyncio loop
 - ``aiohttp-uvloop``   the same on uvloop
-- ``asgi``             a bare ASGI hello-JSON on uvicorn, configured as the service's uvicorn
-                       backend (httptools, uvloop)
+- ``asgi``             a bare ASGI hello-JSON on uvicorn (httptools, uvloop): what a stock
+                       ASGI server costs
 - ``native``           the service's own ``/healthz`` on its native backend: the bare cost of
                        that stack (uvloop)
 - ``route-rr``         ``/v1/route``, 1,000 providers, RoundRobin policy, native backend
 - ``route-weighted``   the same with a Weighted policy
 - ``route-rr-nolease`` ``route-rr`` with ``lease=false``: the decision without lease upkeep
-- ``route-rr-uvicorn`` ``/v1/route``, RoundRobin, on the uvicorn backend
 
 Rounds alternate between the servers so that a noisy neighbour hits all of them alike. The
 load comes from ``wrk`` (one thread, N keep-alive connections, pinned to another core) when it
@@ -49,7 +48,7 @@ from typing import Any
 import orjson
 
 SERVERS = ("aiohttp", "aiohttp-uvloop", "asgi", "native", "route-rr", "route-weighted",
-           "route-rr-nolease", "route-rr-uvicorn")
+           "route-rr-nolease")
 ROUTE_PATH = "/v1/route?policy=bench&namespace=bench&capability=chat"
 HELLO_PATH = "/hello"
 PROVIDERS = 1000
@@ -132,15 +131,37 @@ def build_table(strategy: str, size: int = PROVIDERS) -> Any:
     return table
 
 
-def _run_uvicorn(kind: str) -> None:
+def _run_asgi() -> None:
+    import socket
+
+    import uvicorn
     import uvloop
 
-    from provider_router.service import Backend, Server, create_app
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(2048)
+    config = uvicorn.Config(_bare_asgi(), loop="none", http="httptools", ws="none",
+                            lifespan="off", access_log=False, log_config=None,
+                            proxy_headers=False, server_header=False)
 
-    app: Any
-    if kind == "asgi":
-        app = _bare_asgi()
-    elif kind == "native":
+    async def main() -> None:
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started:
+            await asyncio.sleep(0.005)
+        _announce(sock.getsockname()[1])
+        await task
+
+    uvloop.run(main())
+
+
+def _run_native(kind: str) -> None:
+    import uvloop
+
+    from provider_router.service import Server, create_app
+
+    if kind == "native":
         app = create_app(build_table("RoundRobin", 1))
     else:
         app = create_app(build_table("Weighted" if kind == "route-weighted" else "RoundRobin"))
@@ -148,10 +169,9 @@ def _run_uvicorn(kind: str) -> None:
         from provider_router.service import tune_gc
 
         tune_gc()
-    backend: Backend = "uvicorn" if kind in ("asgi", "route-rr-uvicorn") else "native"
 
     async def main() -> None:
-        server = Server(app, "127.0.0.1", 0, backend=backend)
+        server = Server(app, "127.0.0.1", 0)
         await server.start()
         _announce(server.port)
         await server.wait()
@@ -163,7 +183,7 @@ def serve_child(kind: str, cpu: int | None, gc_mode: str) -> None:
     _pin(cpu)
     if gc_mode == "tuned":
         # Every server alike, after its imports; the route servers again once their table
-        # is built (in _run_uvicorn), as the service's entry points are meant to.
+        # is built (in _run_native), as the service's entry points are meant to.
         from provider_router.service import tune_gc
 
         tune_gc()
@@ -171,8 +191,10 @@ def serve_child(kind: str, cpu: int | None, gc_mode: str) -> None:
         _run_aiohttp(use_uvloop=False)
     elif kind == "aiohttp-uvloop":
         _run_aiohttp(use_uvloop=True)
+    elif kind == "asgi":
+        _run_asgi()
     else:
-        _run_uvicorn(kind)
+        _run_native(kind)
 
 
 # -- load --------------------------------------------------------------------------------------

@@ -102,19 +102,18 @@ def table(clock: FakeClock) -> RoutingTable:
 
 @pytest.fixture
 async def api(table: RoutingTable, clock: FakeClock) -> AsyncIterator[Api]:
-    """The route API over ``table`` on its default (native) backend."""
+    """The route API over ``table``."""
     app = create_app(table)
     async with Server(app, "127.0.0.1", 0) as server, httpx.AsyncClient(
             base_url=server.url, timeout=10.0) as client:
         yield Api(client, server, app, table, clock)
 
 
-@pytest.fixture(params=["native", "uvicorn"])
-async def any_api(request: pytest.FixtureRequest, table: RoutingTable,
-                  clock: FakeClock) -> AsyncIterator[Api]:
-    """The route API on each backend, for behaviour that must not depend on the server."""
+@pytest.fixture
+async def any_api(table: RoutingTable, clock: FakeClock) -> AsyncIterator[Api]:
+    """The route API with metrics of its own."""
     app = create_app(table, metrics=ServiceMetrics())
-    async with Server(app, "127.0.0.1", 0, backend=request.param) as server, \
+    async with Server(app, "127.0.0.1", 0) as server, \
             httpx.AsyncClient(base_url=server.url, timeout=10.0) as client:
         yield Api(client, server, app, table, clock)
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from provider_router.engine import RoutingTable
-from provider_router.service import create_app
+from provider_router.service import Request, create_app
 
 from .conftest import Api, FakeClock
 
@@ -201,14 +201,14 @@ def _check(status: int, kind: bytes, body: bytes) -> None:
 @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 @given(body=st.one_of(_report_like.map(json.dumps).map(str.encode), st.binary(max_size=200)))
 def test_any_report_body_gets_a_json_answer_below_500(body: bytes) -> None:
-    status, kind, payload, _ = _APP.handle("POST", "/v1/report", b"", body)
+    status, kind, payload, _ = _APP.handle(Request("POST", "/v1/report", b"", body))
     _check(status, kind, payload)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 @given(body=st.one_of(_route_like.map(json.dumps).map(str.encode), st.binary(max_size=200)))
 def test_any_route_body_gets_a_json_answer_below_500(body: bytes) -> None:
-    status, kind, payload, _ = _APP.handle("POST", "/v1/route", b"", body)
+    status, kind, payload, _ = _APP.handle(Request("POST", "/v1/route", b"", body))
     _check(status, kind, payload)
 
 
@@ -220,9 +220,9 @@ def test_any_route_query_gets_a_json_answer_below_500(pairs: list[tuple[str, str
     from urllib.parse import urlencode
 
     for query in (urlencode(pairs).encode(), raw):
-        status, kind, payload, _ = _APP.handle("GET", "/v1/route", query, b"")
+        status, kind, payload, _ = _APP.handle(Request("GET", "/v1/route", query))
         _check(status, kind, payload)
-        status, kind, payload, _ = _APP.handle("GET", "/v1/providers", query, b"")
+        status, kind, payload, _ = _APP.handle(Request("GET", "/v1/providers", query))
         _check(status, kind, payload)
 
 

@@ -1,7 +1,7 @@
 """Running the API inside someone else's event loop, and HTTP/1.1 at the socket level.
 
-The socket-level tests speak raw HTTP to the native backend, because that is where keep-alive,
-pipelining, limits and malformed requests are handled by our own code rather than uvicorn's.
+The socket-level tests speak raw HTTP to the server, because keep-alive, pipelining, limits and
+malformed requests are handled by our own code.
 """
 
 from __future__ import annotations
@@ -10,14 +10,13 @@ import asyncio
 import contextlib
 import re
 import socket
-from collections.abc import MutableMapping
 from typing import Any
 
 import httpx
 import pytest
 
 from provider_router.engine import RoutingTable
-from provider_router.service import Backend, Server, create_app, serve
+from provider_router.service import Server, create_app, serve
 
 from .conftest import Api, FakeClock
 
@@ -100,13 +99,11 @@ async def test_a_port_in_use_raises_oserror() -> None:
             await Server(app, port=running.port).start()
 
 
-@pytest.mark.parametrize("backend", ["native", "uvicorn"])
-async def test_serve_runs_until_cancelled_in_the_callers_loop(backend: Backend) -> None:
+async def test_serve_runs_until_cancelled_in_the_callers_loop() -> None:
     app = create_app(RoutingTable(clock=FakeClock()))
     ready = asyncio.Event()
     ports: list[int] = []
-    task = asyncio.create_task(serve(app, "127.0.0.1", 0, ready=ready, on_bound=ports.append,
-                                     backend=backend))
+    task = asyncio.create_task(serve(app, "127.0.0.1", 0, ready=ready, on_bound=ports.append))
     await asyncio.wait_for(ready.wait(), timeout=10)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports[0]}") as client:
         assert (await client.get("/healthz")).status_code == 200
@@ -117,9 +114,8 @@ async def test_serve_runs_until_cancelled_in_the_callers_loop(backend: Backend) 
         await asyncio.open_connection("127.0.0.1", ports[0])
 
 
-@pytest.mark.parametrize("backend", ["native", "uvicorn"])
-async def test_stop_closes_idle_keep_alive_connections(backend: Backend) -> None:
-    server = Server(create_app(RoutingTable(clock=FakeClock())), backend=backend)
+async def test_stop_closes_idle_keep_alive_connections() -> None:
+    server = Server(create_app(RoutingTable(clock=FakeClock())))
     await server.start()
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -130,39 +126,18 @@ async def test_stop_closes_idle_keep_alive_connections(backend: Backend) -> None
     writer.close()
 
 
-async def test_any_asgi_app_is_served_by_uvicorn() -> None:
+async def test_only_a_route_service_is_served() -> None:
     async def hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/plain")]})
-        await send({"type": "http.response.body", "body": b"hi"})
+        raise AssertionError("never called")
 
-    async with Server(hello) as server, httpx.AsyncClient(base_url=server.url) as client:
-        assert server.backend == "uvicorn"
-        assert (await client.get("/anything")).text == "hi"
-    with pytest.raises(TypeError):
-        Server(hello, backend="native")
+    with pytest.raises(TypeError, match="RouteService"):
+        Server(hello)  # type: ignore[arg-type]
 
 
-async def test_the_app_answers_asgi_lifespan() -> None:
-    app = create_app(RoutingTable(clock=FakeClock()))
-    inbox = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> MutableMapping[str, Any]:
-        return inbox.pop(0)
-
-    async def send(message: MutableMapping[str, Any]) -> None:
-        sent.append(dict(message))
-
-    await app({"type": "lifespan"}, receive, send)
-    assert [m["type"] for m in sent] == ["lifespan.startup.complete",
-                                         "lifespan.shutdown.complete"]
+# -- the API over a real socket ------------------------------------------------------------------
 
 
-# -- both backends answer alike ------------------------------------------------------------------
-
-
-async def test_both_backends_answer_alike(any_api: Api) -> None:
+async def test_the_api_answers_over_a_socket(any_api: Api) -> None:
     any_api.add_provider("a", maxConcurrent=1)
     any_api.add_policy("p", default=True)
     body = await any_api.route_ok()
@@ -179,7 +154,7 @@ async def test_both_backends_answer_alike(any_api: Api) -> None:
     assert (await any_api.client.get("/healthz")).json() == {"status": "ok"}
 
 
-# -- HTTP/1.1 on the native backend --------------------------------------------------------------
+# -- HTTP/1.1 --------------------------------------------------------------
 
 
 async def test_pipelined_requests_are_answered_in_order(routable: Api) -> None:

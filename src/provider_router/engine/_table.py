@@ -276,6 +276,17 @@ class RoutingTable:
         capabilities, model = policy.requirements_for(request.capabilities, request.model)
         return policy, capabilities, model, self._entry_for(policy, capabilities, model, now)
 
+    def resolve_policy(self, namespace: str, name: str | None) -> PolicyState:
+        """The policy a request naming ``name`` (or none: the default) in ``namespace`` uses.
+
+        Raises ``UnknownPolicy``."""
+        return self._resolve_policy(namespace, name)
+
+    def lease_policy(self, lease_id: str) -> tuple[str, str] | None:
+        """The policy an outstanding (or recently expired) lease was taken under, or None."""
+        lease = self._leases.get(lease_id) or self._expired.get(lease_id)
+        return None if lease is None else lease.policy
+
     def _resolve_policy(self, namespace: str, name: str | None) -> PolicyState:
         if name:
             state = self._policies.get((namespace, name))

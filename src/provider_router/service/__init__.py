@@ -1,21 +1,33 @@
-"""The HTTP route API (DESIGN section 4) around the routing engine.
+"""The HTTP route API around the routing engine.
 
-One ASGI application, mounted by standalone mode and by the operator in their own event loop:
-``create_app(table)`` builds it, ``serve(app, host, port)`` or ``Server`` runs it, and
+One application object, mounted by standalone mode and by the operator in their own event
+loop: ``create_app(table)`` builds it, ``serve(app, host, port)`` or ``Server`` runs it, other
+edges mount their endpoints on it (``add_route``, ``add_prefix``) and decide access through
+``Access``, and
 ``ServiceMetrics`` is its Prometheus registry, which the prober (``observe_probe``) and the
 operator (``set_table_stale``) also write to. ``tune_gc`` is for the process entry points:
 a routing table of a thousand providers makes CPython's default GC the largest cost of a route.
 """
 
+from provider_router.service._access import Access, OpenAccess
 from provider_router.service._app import (
-    ASGIApp,
     Readiness,
     RouteService,
     create_app,
-    parse_route_body,
-    parse_route_query,
+    no_provider_available,
+    unknown_policy,
 )
 from provider_router.service._errors import ApiError
+from provider_router.service._http import (
+    JSON,
+    Answer,
+    Handler,
+    Headers,
+    Request,
+    Response,
+    error_response,
+    json_response,
+)
 from provider_router.service._metrics import CIRCUIT_VALUES, ServiceMetrics
 from provider_router.service._models import (
     ErrorOut,
@@ -27,26 +39,26 @@ from provider_router.service._models import (
     RouteOut,
 )
 from provider_router.service._openapi import openapi_document
-from provider_router.service._server import (
-    Backend,
-    Server,
-    bind_socket,
-    serve,
-    tune_gc,
-    uvicorn_config,
-)
+from provider_router.service._parsing import parse_route_body, parse_route_query
+from provider_router.service._server import Server, bind_socket, serve, tune_gc
 
 __all__ = [
     "CIRCUIT_VALUES",
-    "ASGIApp",
+    "JSON",
+    "Access",
+    "Answer",
     "ApiError",
-    "Backend",
     "ErrorOut",
+    "Handler",
+    "Headers",
+    "OpenAccess",
     "PoliciesOut",
     "ProvidersOut",
     "Readiness",
     "ReportInput",
     "ReportOut",
+    "Request",
+    "Response",
     "RouteInput",
     "RouteOut",
     "RouteService",
@@ -54,10 +66,13 @@ __all__ = [
     "ServiceMetrics",
     "bind_socket",
     "create_app",
+    "error_response",
+    "json_response",
+    "no_provider_available",
     "openapi_document",
     "parse_route_body",
     "parse_route_query",
     "serve",
     "tune_gc",
-    "uvicorn_config",
+    "unknown_policy",
 ]

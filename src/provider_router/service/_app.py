@@ -1,29 +1,27 @@
-"""The route API: one application object, a synchronous core and an ASGI face, no framework.
+"""The route API's handlers: one application object over one routing table, no framework.
 
 Why no framework: ``/v1/route`` has to answer as fast as a bare aiohttp hello-world while
 deciding over thousands of providers, and a framework's routing, request objects and
-middleware cost more per request than the decision itself. The engine is synchronous, so every
-handler is a plain function from (query, body) to (status, content type, body, headers), and
-``RouteService.handle`` answers a whole request without awaiting anything. Calling the object
-is the ASGI 3 interface, so any ASGI server can mount it; ``serve``/``Server`` run it in an
-already running event loop (the operator's) on the native backend, which calls ``handle``
-directly.
+middleware cost more per request than the decision itself. The engine is synchronous, so a
+handler is a plain function from a ``Request`` to a ``Response`` and ``RouteService.handle``
+answers without awaiting anything. A handler that must wait (an access review, a proxied
+call) returns an awaitable instead; ``handle`` wraps it so that its failures become error
+answers too, and the server writes it when it is done, in request order.
 
-Two caches keep repeated requests cheap: validated route inputs keyed by their raw query
-string or body (most workloads send the same few), and encoded answer fragments per engine
-target.
+Other packages mount their endpoints here (``add_route``, ``add_prefix``), so the route API and
+the proxy share one port, one access check and one set of request metrics.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
-from urllib.parse import parse_qsl
 
 import orjson
 from prometheus_client import generate_latest
-from pydantic import ConfigDict, TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from provider_router.engine import (
     NoProviderAvailable,
@@ -34,10 +32,26 @@ from provider_router.engine import (
     UnknownPolicy,
     UnknownProvider,
 )
+from provider_router.service._access import Access, OpenAccess
 from provider_router.service._errors import ApiError, from_validation, invalid_field
+from provider_router.service._http import (
+    JSON,
+    Answer,
+    Handler,
+    Request,
+    Response,
+    error_response,
+    json_response,
+)
 from provider_router.service._metrics import ROUTED, ServiceMetrics
-from provider_router.service._models import Namespace, ReportInput, RouteInput
+from provider_router.service._models import ReportInput
 from provider_router.service._openapi import openapi_document
+from provider_router.service._parsing import (
+    InputCache,
+    namespace_filter,
+    parse_route_body,
+    parse_route_query,
+)
 from provider_router.service._views import (
     RouteEncoder,
     TargetCache,
@@ -48,180 +62,108 @@ from provider_router.service._views import (
 
 log = logging.getLogger(__name__)
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
 Readiness = Callable[[], tuple[bool, dict[str, Any]]]
 """Returns ``(ready, details)``; the operator reports "table synced" and "stale since"."""
 
-Headers = tuple[tuple[bytes, bytes], ...]
-Response = tuple[int, bytes, bytes, Headers]
-"""``(status, content type, body, extra headers)``: what every handler returns. Both the ASGI
-adapter and the native server turn it into bytes on the wire."""
-Handler = Callable[[bytes, bytes], Response]
-
-JSON: Final = b"application/json"
 METRICS_TYPE: Final = b"text/plain; version=0.0.4; charset=utf-8"
 MAX_BODY_BYTES: Final = 1 << 20
-MAX_QUERY_BYTES: Final = 16 << 10
-MAX_QUERY_FIELDS: Final = 100
-MAX_CACHED_INPUTS: Final = 4096
-MAX_CACHED_KEY_BYTES: Final = 512
 
-_ROUTE_SINGLE: Final = frozenset({"policy", "namespace", "model", "session"})
-_ROUTE_FLAGS: Final = frozenset({"explain", "lease"})
-_RENAMES: Final = {"capabilities": "capability"}
-_NAMESPACE_CHECK: TypeAdapter[str] = TypeAdapter(Namespace, config=ConfigDict(strict=True))
-
-
-class _Disconnected(Exception):
-    """The client went away before sending its whole body: nobody to answer."""
-
-
-def _json(payload: Any) -> Response:
-    return 200, JSON, orjson.dumps(payload), ()
-
-
-def _error(error: ApiError) -> Response:
-    return error.status, JSON, error.body(), error.headers
-
-
-def _pairs(query: bytes) -> list[tuple[str, str]]:
-    if len(query) > MAX_QUERY_BYTES:
-        raise invalid_field("query", f"longer than {MAX_QUERY_BYTES} bytes")
-    if query.count(b"&") >= MAX_QUERY_FIELDS:
-        raise invalid_field("query", f"more than {MAX_QUERY_FIELDS} parameters")
-    # A query string is ASCII with %-escapes of UTF-8; stray raw bytes become U+FFFD.
-    return parse_qsl(query.decode("utf-8", "replace"), keep_blank_values=True,
-                     encoding="utf-8", errors="replace")
-
-
-def _flag(name: str, value: str) -> bool:
-    if value == "true":
-        return True
-    if value == "false":
-        return False
-    raise invalid_field(name, "must be true or false")
-
-
-def parse_route_query(query: bytes) -> RouteRequest:
-    """``GET /v1/route``'s parameters, validated by the same model as ``POST``'s body."""
-    fields: dict[str, Any] = {}
-    capabilities: list[str] = []
-    for key, value in _pairs(query):
-        if key == "capability":
-            capabilities.append(value)
-        elif key in _ROUTE_SINGLE or key in _ROUTE_FLAGS:
-            if key in fields:
-                raise invalid_field(key, "given more than once")
-            fields[key] = _flag(key, value) if key in _ROUTE_FLAGS else value
-        else:
-            raise invalid_field(key, "unknown parameter")
-    if capabilities:
-        fields["capabilities"] = capabilities
-    try:
-        return RouteInput.model_validate(fields).to_request()
-    except ValidationError as error:
-        raise from_validation(error, _RENAMES) from None
-
-
-def parse_route_body(body: bytes) -> RouteRequest:
-    try:
-        return RouteInput.model_validate_json(body or b"{}").to_request()
-    except ValidationError as error:
-        raise from_validation(error) from None
-
-
-def _namespace_filter(query: bytes) -> str | None:
-    namespace: str | None = None
-    for key, value in _pairs(query):
-        if key != "namespace":
-            raise invalid_field(key, "unknown parameter")
-        if namespace is not None:
-            raise invalid_field(key, "given more than once")
-        namespace = value
-    if namespace is not None:
-        try:
-            _NAMESPACE_CHECK.validate_python(namespace)
-        except ValidationError as error:
-            raise invalid_field("namespace", error.errors()[0]["msg"]) from None
-    return namespace
-
-
-class _InputCache:
-    """Validated inputs by their raw bytes. Bounded; cleared wholesale when full, because
-    an LRU's bookkeeping would cost more than re-validating the rare miss."""
-
-    __slots__ = ("_entries", "_parse")
-
-    def __init__(self, parse: Callable[[bytes], RouteRequest]) -> None:
-        self._entries: dict[bytes, RouteRequest] = {}
-        self._parse = parse
-
-    def get(self, raw: bytes) -> RouteRequest:
-        request = self._entries.get(raw)
-        if request is None:
-            request = self._parse(raw)  # raises ApiError; errors are not cached
-            if len(raw) <= MAX_CACHED_KEY_BYTES:
-                if len(self._entries) >= MAX_CACHED_INPUTS:
-                    self._entries.clear()
-                self._entries[raw] = request
-        return request
+_INTERNAL: Final = ApiError(500, "internal_error", "the router failed to answer; see its log")
 
 
 class RouteService:
-    """The route API over one routing table: ``handle`` answers a request synchronously;
-    calling the object is the ASGI 3 interface to it."""
+    """The route API over one routing table. ``handle`` answers a request: synchronously for
+    the route API's own endpoints, or with an awaitable when a handler must wait."""
 
     def __init__(self, table: RoutingTable, *, readiness: Readiness | None = None,
                  metrics: ServiceMetrics | None = None,
-                 max_body_bytes: int = MAX_BODY_BYTES) -> None:
+                 max_body_bytes: int = MAX_BODY_BYTES,
+                 access: Access | None = None) -> None:
         self.table = table
         self.readiness = readiness
         self.metrics = metrics if metrics is not None else ServiceMetrics()
         self.metrics.bind(table)
         self.max_body_bytes = max_body_bytes
+        self.access: Access = access if access is not None else OpenAccess()
         self._encoder = RouteEncoder(TargetCache())
-        self._queries = _InputCache(parse_route_query)
-        self._bodies = _InputCache(parse_route_body)
+        self._queries = InputCache(parse_route_query)
+        self._bodies = InputCache(parse_route_body)
         self._decisions = self.metrics.decisions
         self._requests = self.metrics.requests
         self._openapi = orjson.dumps(openapi_document())
-        self._routes: dict[str, dict[str, Handler]] = {
-            "/v1/route": {"GET": self._route_get, "POST": self._route_post},
-            "/v1/report": {"POST": self._report},
-            "/v1/providers": {"GET": self._providers},
-            "/v1/policies": {"GET": self._policies},
-            "/healthz": {"GET": self._healthz},
-            "/readyz": {"GET": self._readyz},
-            "/metrics": {"GET": self._metrics_text},
-            "/openapi.json": {"GET": self._openapi_json},
-        }
-        self._allow = {path: ", ".join(methods).encode() for path, methods in self._routes.items()}
+        self._routes: dict[str, dict[str, Handler]] = {}
+        self._prefixes: list[tuple[str, Handler]] = []
+        for path, method, handler in (
+                ("/v1/route", "GET", self._route_get), ("/v1/route", "POST", self._route_post),
+                ("/v1/report", "POST", self._report), ("/v1/providers", "GET", self._providers),
+                ("/v1/policies", "GET", self._policies), ("/healthz", "GET", self._healthz),
+                ("/readyz", "GET", self._readyz), ("/metrics", "GET", self._metrics_text),
+                ("/openapi.json", "GET", self._openapi_json)):
+            self.add_route(path, method, handler)
 
-    def handle(self, method: str, path: str, query: bytes, body: bytes) -> Response:
-        """Answer one request. Never raises: every failure is an error response."""
+    # -- mounting -----------------------------------------------------------------------------
+
+    def add_route(self, path: str, method: str, handler: Handler) -> None:
+        """Serve ``method path`` with ``handler`` (replacing any handler it had)."""
+        self._routes.setdefault(path, {})[method] = handler
+        self._allow = {p: ", ".join(m).encode() for p, m in self._routes.items()}
+
+    def add_prefix(self, prefix: str, handler: Handler) -> None:
+        """Serve every path under ``prefix`` (ending in ``/``) that no exact route serves."""
+        if not prefix.endswith("/"):
+            raise ValueError(f"a prefix ends with '/': {prefix!r}")
+        self._prefixes.append((prefix, handler))
+        self._prefixes.sort(key=lambda item: -len(item[0]))
+
+    def endpoints(self) -> dict[str, tuple[str, ...]]:
+        """Every exact path served, with its methods (the OpenAPI test compares them)."""
+        return {path: tuple(methods) for path, methods in self._routes.items()}
+
+    # -- answering ----------------------------------------------------------------------------
+
+    def handle(self, request: Request) -> Answer:
+        """Answer one request. Never raises: every failure is an error response, and an
+        awaitable answer's failures become error responses when it is awaited."""
+        path = request.path
         methods = self._routes.get(path)
+        handler: Handler | None = None
         if methods is None:
-            response = self._not_found(path)
             endpoint = "other"
+            for prefix, prefixed in self._prefixes:
+                if path.startswith(prefix):
+                    handler, endpoint = prefixed, prefix
+                    break
+            if handler is None:
+                return self._count(endpoint, self._not_found(path))
         else:
             endpoint = path
-            handler = methods.get(method)
+            handler = methods.get(request.method)
             if handler is None:
-                response = self._not_allowed(path, method)
-            else:
-                try:
-                    response = handler(query, body)
-                except ApiError as error:
-                    response = _error(error)
-                except Exception:
-                    log.exception("unexpected error answering %s %s", method, path)
-                    response = _error(ApiError(500, "internal_error",
-                                               "the router failed to answer; see its log"))
+                return self._count(endpoint, self._not_allowed(path, request.method))
+        try:
+            answer = handler(request)
+        except ApiError as error:
+            return self._count(endpoint, error_response(error))
+        except Exception:
+            log.exception("unexpected error answering %s %s", request.method, path[:200])
+            return self._count(endpoint, error_response(_INTERNAL))
+        if isinstance(answer, tuple):
+            return self._count(endpoint, answer)
+        return self._settle(endpoint, request, answer)
+
+    async def _settle(self, endpoint: str, request: Request,
+                      answer: Awaitable[Response]) -> Response:
+        try:
+            response = await answer
+        except ApiError as error:
+            response = error_response(error)
+        except Exception:
+            log.exception("unexpected error answering %s %s", request.method,
+                          request.path[:200])
+            response = error_response(_INTERNAL)
+        return self._count(endpoint, response)
+
+    def _count(self, endpoint: str, response: Response) -> Response:
         key = (endpoint, response[0])
         requests = self._requests
         requests[key] = requests.get(key, 0) + 1
@@ -229,105 +171,70 @@ class RouteService:
 
     def too_large(self) -> Response:
         """The answer to a body over ``max_body_bytes``, for servers that stop reading it."""
-        key = ("other", 413)
-        self._requests[key] = self._requests.get(key, 0) + 1
-        return _error(ApiError(413, "payload_too_large",
-                               f"the body is larger than {self.max_body_bytes} bytes",
-                               {"field": "body", "limit": self.max_body_bytes}))
+        return self._count("other", error_response(ApiError(
+            413, "payload_too_large", f"the body is larger than {self.max_body_bytes} bytes",
+            {"field": "body", "limit": self.max_body_bytes})))
 
     def reads_body(self, method: str) -> bool:
         return method not in ("GET", "HEAD")
 
-    # -- ASGI ---------------------------------------------------------------------------------
+    def guarded(self, request: Request, namespace: str, policy: str,
+                then: Callable[[], Answer]) -> Answer:
+        """``then()`` if the caller may use ``namespace/policy``; the access check first.
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self._not_http(scope, receive, send)
-            return
-        method: str = scope["method"]
-        try:
-            body = await self._read_body(receive) if self.reads_body(method) else b""
-        except _Disconnected:
-            return
-        if body is None:
-            status, kind, payload, extra = self.too_large()
-        else:
-            status, kind, payload, extra = self.handle(method, scope["path"],
-                                                       scope["query_string"], body)
-        headers = [(b"content-type", kind), (b"content-length", str(len(payload)).encode())]
-        if extra:
-            headers.extend(extra)
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
+        Allowed callers known without I/O are answered synchronously; the others wait for the
+        access review, and a refusal raises the review's ``ApiError``.
+        """
+        if self.access.check(request, namespace, policy):
+            return then()
+        return self._after_review(request, namespace, policy, then)
 
-    async def _read_body(self, receive: Receive) -> bytes | None:
-        """The whole body, or None once it exceeds ``max_body_bytes``."""
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _Disconnected
-        body: bytes = message.get("body", b"")
-        if not message.get("more_body", False) and len(body) <= self.max_body_bytes:
-            return body
-        chunks = [body]
-        size = len(body)
-        while message.get("more_body", False) and size <= self.max_body_bytes:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise _Disconnected
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            chunks.append(chunk)
-        return None if size > self.max_body_bytes else b"".join(chunks)
+    async def _after_review(self, request: Request, namespace: str, policy: str,
+                            then: Callable[[], Answer]) -> Response:
+        await self.access.review(request, namespace, policy)
+        answer = then()
+        if inspect.isawaitable(answer):
+            return await answer
+        return answer
 
     def _not_allowed(self, path: str, method: str) -> Response:
         allow = self._allow[path]
-        return _error(ApiError(405, "method_not_allowed",
-                               f"{method[:16]} is not allowed on {path}; use {allow.decode()}",
-                               {"allow": allow.decode().split(", ")},
-                               headers=((b"allow", allow),)))
+        return error_response(ApiError(
+            405, "method_not_allowed",
+            f"{method[:16]} is not allowed on {path}; use {allow.decode()}",
+            {"allow": allow.decode().split(", ")}, headers=((b"allow", allow),)))
 
     @staticmethod
     def _not_found(path: str) -> Response:
-        return _error(ApiError(404, "not_found", f"no endpoint at {path[:200]}",
-                               {"path": path[:200]}))
-
-    @staticmethod
-    async def _not_http(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        elif scope["type"] == "websocket":
-            await receive()
-            await send({"type": "websocket.close", "code": 1003})
+        return error_response(ApiError(404, "not_found", f"no endpoint at {path[:200]}",
+                                       {"path": path[:200]}))
 
     # -- handlers -----------------------------------------------------------------------------
 
-    def _route_get(self, query: bytes, body: bytes) -> Response:
-        return self._route(self._queries.get(query))
+    def _route_get(self, request: Request) -> Answer:
+        return self._route(request, self._queries.get(request.query))
 
-    def _route_post(self, query: bytes, body: bytes) -> Response:
-        return self._route(self._bodies.get(body))
+    def _route_post(self, request: Request) -> Answer:
+        return self._route(request, self._bodies.get(request.body))
 
-    def _route(self, request: RouteRequest) -> Response:
+    def _route(self, request: Request, wanted: RouteRequest) -> Answer:
+        if self.access.open:
+            return self._decide(wanted)
         try:
-            decision = self.table.route(request)
+            policy = self.table.resolve_policy(wanted.namespace, wanted.policy)
         except UnknownPolicy as error:
-            what = f"policy {error.name!r}" if error.name else "default policy"
-            raise ApiError(404, "unknown_policy",
-                           f"no {what} in namespace {error.namespace!r}",
-                           {"namespace": error.namespace, "policy": error.name}) from None
+            raise unknown_policy(error) from None
+        return self.guarded(request, policy.key[0], policy.key[1],
+                            lambda: self._decide(wanted))
+
+    def _decide(self, wanted: RouteRequest) -> Response:
+        try:
+            decision = self.table.route(wanted)
+        except UnknownPolicy as error:
+            raise unknown_policy(error) from None
         except NoProviderAvailable as error:
             self.metrics.count_unavailable(error.namespace, error.policy, error.excluded)
-            raise ApiError(503, "no_provider_available", str(error), {
-                "namespace": error.namespace, "policy": error.policy,
-                "selected": error.selected, "excluded": error.excluded,
-                "candidates": [candidate_view(c) for c in error.candidates],
-                "truncated": len(error.candidates) < error.selected}) from None
+            raise no_provider_available(error) from None
         key = (decision.namespace, decision.policy, decision.target.provider.name, ROUTED)
         decisions = self._decisions
         decisions[key] = decisions.get(key, 0) + 1
@@ -336,7 +243,8 @@ class RouteService:
                                           decision.candidates)
         return 200, JSON, self._encoder.encode(decision), ()
 
-    def _report(self, query: bytes, body: bytes) -> Response:
+    def _report(self, request: Request) -> Answer:
+        body = request.body
         if not body:
             raise ApiError(400, "invalid_json", "the body is required: a JSON object",
                            {"field": "body"})
@@ -352,6 +260,27 @@ class RouteService:
             namespace=report.namespace, policy=report.policy, latency_ms=report.latency_ms,
             status_code=report.status_code, retry_after_seconds=report.retry_after_seconds,
             input_tokens=report.input_tokens, output_tokens=report.output_tokens)
+        if self.access.open:
+            return self._record(outcome)
+        namespace, policy = self._report_policy(outcome)
+        return self.guarded(request, namespace, policy, lambda: self._record(outcome))
+
+    def _report_policy(self, outcome: Outcome) -> tuple[str, str]:
+        """The policy a report is checked against: its lease's, else the one it names, else
+        its namespace's default."""
+        table = self.table
+        if outcome.lease_id is not None:
+            leased = table.lease_policy(outcome.lease_id)
+            if leased is not None:
+                return leased
+        namespace = outcome.namespace or "default"
+        try:
+            policy = table.resolve_policy(namespace, outcome.policy)
+        except UnknownPolicy as error:
+            raise unknown_policy(error) from None
+        return policy.key
+
+    def _record(self, outcome: Outcome) -> Response:
         try:
             result = self.table.report(outcome)
         except UnknownLease as error:
@@ -359,32 +288,32 @@ class RouteService:
         except UnknownProvider as error:
             raise ApiError(404, "unknown_provider", str(error),
                            {"namespace": error.namespace, "provider": error.name}) from None
-        key = (result.namespace, result.provider, report.outcome.value)
+        key = (result.namespace, result.provider, outcome.outcome.value)
         self.metrics.reports[key] = self.metrics.reports.get(key, 0) + 1
-        return _json({"provider": result.provider, "namespace": result.namespace,
-                      "leaseReleased": result.lease_released, "circuit": result.circuit,
-                      "costUSD": result.cost_usd})
+        return json_response({"provider": result.provider, "namespace": result.namespace,
+                              "leaseReleased": result.lease_released,
+                              "circuit": result.circuit, "costUSD": result.cost_usd})
 
-    def _providers(self, query: bytes, body: bytes) -> Response:
-        namespace = _namespace_filter(query)
+    def _providers(self, request: Request) -> Response:
+        namespace = namespace_filter(request.query)
         table = self.table
         states = table.providers()
         now = table.clock()
-        return _json({"providers": [provider_view(s, now) for s in states
-                                    if namespace is None or s.key[0] == namespace]})
+        return json_response({"providers": [provider_view(s, now) for s in states
+                                            if namespace is None or s.key[0] == namespace]})
 
-    def _policies(self, query: bytes, body: bytes) -> Response:
-        namespace = _namespace_filter(query)
+    def _policies(self, request: Request) -> Response:
+        namespace = namespace_filter(request.query)
         table = self.table
         policies = table.policies()
         now = table.clock()
-        return _json({"policies": [policy_view(p, table, now) for p in policies
-                                   if namespace is None or p.key[0] == namespace]})
+        return json_response({"policies": [policy_view(p, table, now) for p in policies
+                                           if namespace is None or p.key[0] == namespace]})
 
-    def _healthz(self, query: bytes, body: bytes) -> Response:
-        return _json({"status": "ok"})
+    def _healthz(self, request: Request) -> Response:
+        return json_response({"status": "ok"})
 
-    def _readyz(self, query: bytes, body: bytes) -> Response:
+    def _readyz(self, request: Request) -> Response:
         details: dict[str, Any] = {}
         if self.readiness is None:
             ready = True
@@ -398,19 +327,35 @@ class RouteService:
             raise ApiError(503, "not_ready", "the router is not ready to route", dict(details))
         return 200, JSON, orjson.dumps({"ready": True, "details": details}, default=str), ()
 
-    def _metrics_text(self, query: bytes, body: bytes) -> Response:
+    def _metrics_text(self, request: Request) -> Response:
         return 200, METRICS_TYPE, generate_latest(self.metrics.registry), ()
 
-    def _openapi_json(self, query: bytes, body: bytes) -> Response:
+    def _openapi_json(self, request: Request) -> Response:
         return 200, JSON, self._openapi, ()
 
 
+def unknown_policy(error: UnknownPolicy) -> ApiError:
+    what = f"policy {error.name!r}" if error.name else "default policy"
+    return ApiError(404, "unknown_policy", f"no {what} in namespace {error.namespace!r}",
+                    {"namespace": error.namespace, "policy": error.name})
+
+
+def no_provider_available(error: NoProviderAvailable) -> ApiError:
+    return ApiError(503, "no_provider_available", str(error), {
+        "namespace": error.namespace, "policy": error.policy,
+        "selected": error.selected, "excluded": error.excluded,
+        "candidates": [candidate_view(c) for c in error.candidates],
+        "truncated": len(error.candidates) < error.selected})
+
+
 def create_app(table: RoutingTable, *, readiness: Readiness | None = None,
-               metrics: ServiceMetrics | None = None) -> RouteService:
-    """The route API over ``table``: an ASGI 3 callable for ``serve``, ``Server`` or any
-    ASGI server. ``readiness`` decides ``/readyz``; ``metrics`` lets the caller share its
-    ``ServiceMetrics`` with the prober and the operator."""
-    return RouteService(table, readiness=readiness, metrics=metrics)
+               metrics: ServiceMetrics | None = None,
+               access: Access | None = None) -> RouteService:
+    """The route API over ``table``, for ``Server`` or ``serve``. ``readiness`` decides
+    ``/readyz``; ``metrics`` lets the caller share its ``ServiceMetrics`` with the prober and
+    the operator; ``access`` decides who may use which policy (default: everybody)."""
+    return RouteService(table, readiness=readiness, metrics=metrics, access=access)
 
 
-__all__ = ["ASGIApp", "Readiness", "Response", "RouteService", "create_app"]
+__all__ = ["Readiness", "RouteService", "create_app", "no_provider_available",
+           "unknown_policy"]

@@ -1,28 +1,35 @@
 """A minimal HTTP/1.1 server for ``RouteService``: httptools parsing, answers written inline.
 
-Why it exists: every handler of the route API is synchronous (the engine does no I/O), so an
+Why it exists: most handlers of the route API are synchronous (the engine does no I/O), so an
 ASGI server's per-request machinery (a task, scope and message dicts, two awaited sends) costs
 more than the routing decision itself. This protocol parses with httptools (llhttp, the parser
 uvicorn and Node use), calls ``RouteService.handle`` from the parser's message-complete
-callback and writes the answer in one ``transport.write``: no task, no await. Answers leave in
-request order, so pipelining works by construction.
+callback and writes a ready answer in one ``transport.write``: no task, no await. A handler
+that must wait returns an awaitable; it runs as a task, and answers owed behind it wait in
+line, so pipelined requests are always answered in request order. A client that leaves
+cancels the work done for it.
 
 What it still does that a server must: keep-alive per HTTP/1.0 and 1.1 rules, ``Expect:
 100-continue``, limits on header count and size (431) and body size (413), 400 for malformed
-requests and upgrades, back-pressure (stop reading while the peer does not read), and a
-graceful stop that lets requests in progress finish. Against slow or hoarding clients: a
-request must arrive whole within ``REQUEST_TIMEOUT_SECONDS`` of its first byte (408), an idle
-connection is closed, and connections beyond ``max_connections`` are refused with a 503.
-Request smuggling is llhttp's to refuse (it rejects Content-Length with Transfer-Encoding),
-and a test holds it to that.
+requests and upgrades, back-pressure (stop reading while the peer does not read, or while too
+many answers are owed), and a graceful stop that lets requests in progress finish. Against
+slow or hoarding clients: a request must arrive whole within ``REQUEST_TIMEOUT_SECONDS`` of its
+first byte (408), a head's raw bytes are counted as they arrive (an endless header line is
+refused after one slice past the limit, not buffered), an idle connection is closed, and
+connections beyond ``max_connections`` are refused with a 503. Refusals linger (FIN, then
+drop input) so that the client reads the answer instead of a reset. Request smuggling is
+llhttp's to refuse (it rejects Content-Length with Transfer-Encoding), and a test holds it to
+that.
 """
-
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import logging
 import socket
 import time
+from collections.abc import Awaitable
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import Final, cast
@@ -30,11 +37,21 @@ from urllib.parse import unquote
 
 import httptools
 
-from provider_router.service._app import Response, RouteService
+from provider_router.service._app import RouteService
 from provider_router.service._errors import ApiError
+from provider_router.service._http import Answer, Request, Response
+
+log = logging.getLogger(__name__)
 
 MAX_HEAD_BYTES: Final = 64 << 10
 MAX_HEADERS: Final = 100
+_SLICE: Final = 16 << 10
+"""Reads larger than this reach the parser in slices of it (see ``_feed``)."""
+_HEAD_RAW_LIMIT: Final = MAX_HEAD_BYTES + _SLICE
+"""Raw bytes fed while a head is open: the head limit plus at most one slice of what follows."""
+MAX_PENDING_ANSWERS: Final = 32
+"""Answers a connection may owe (pipelined behind a deferred one) before reading stops."""
+LINGER_SECONDS: Final = 2.0
 REQUEST_TIMEOUT_SECONDS: Final = 30.0
 """Enough to send a body of the largest allowed size over a slow link."""
 MAX_CONNECTIONS: Final = 10_000
@@ -98,27 +115,47 @@ class ConnectionSet:
         self.targets[raw] = target
 
 
+class _Slot:
+    """An answer that must wait for its turn: a deferred one, or one behind a deferred one."""
+
+    __slots__ = ("head_only", "keep", "response", "task")
+
+    def __init__(self, keep: bool, head_only: bool) -> None:
+        self.keep = keep
+        self.head_only = head_only
+        self.response: Response | None = None
+        self.task: asyncio.Task[Response] | None = None
+
+
 class HttpProtocol(asyncio.Protocol):
     __slots__ = ("_body", "_body_size", "_busy", "_close_after", "_conns", "_expect",
-                 "_head_size", "_headers", "_idle", "_last_data", "_loop", "_parser",
-                 "_service", "_slow", "_transport", "_url")
+                 "_head_raw", "_head_size", "_header_count", "_headers", "_idle", "_in_head",
+                 "_last_data", "_linger", "_loop", "_parser", "_paused", "_pending",
+                 "_refused", "_service", "_slow", "_transport", "_url")
 
     def __init__(self, service: RouteService, conns: ConnectionSet) -> None:
         self._service = service
         self._conns = conns
         self._loop = asyncio.get_running_loop()
-        self._parser = httptools.HttpRequestParser(self)
+        self._parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
         self._idle: asyncio.TimerHandle | None = None
+        self._linger: asyncio.TimerHandle | None = None
         self._last_data = 0.0
         self._url = b""
         self._body: list[bytes] = []
         self._body_size = 0
         self._head_size = 0
-        self._headers = 0
+        self._head_raw = 0
+        self._in_head = True
+        self._header_count = 0
+        self._headers: dict[bytes, bytes] = {}
         self._expect = False
         self._busy = False
         self._close_after = False
+        self._refused = False
+        self._paused = False
+        self._pending: collections.deque[_Slot] = collections.deque()
         self._slow: asyncio.TimerHandle | None = None
 
     # -- transport events ---------------------------------------------------------------------
@@ -129,7 +166,7 @@ class HttpProtocol(asyncio.Protocol):
             self._close_after = True
             self._write(_error(503, "too_many_connections",
                                f"the router holds {self._conns.max_connections} connections, "
-                               "its limit; retry, or reuse a kept-alive connection"))
+                               "its limit; retry, or reuse a kept-alive connection"), False)
             return
         self._conns.open.add(self)
         self._last_data = self._loop.time()
@@ -137,28 +174,62 @@ class HttpProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._conns.open.discard(self)
-        if self._idle is not None:
-            self._idle.cancel()
-            self._idle = None
+        for timer in (self._idle, self._linger):
+            if timer is not None:
+                timer.cancel()
+        self._idle = self._linger = None
         self._cancel_slow()
         self._transport = None
+        # The parser holds this protocol (its callbacks) and the protocol the parser: break
+        # the cycle, or a closed connection and its half-read head wait for a full GC.
+        self._parser = None
+        self._body = []
+        pending, self._pending = self._pending, collections.deque()
+        for slot in pending:
+            if slot.task is not None:
+                slot.task.cancel()  # the client left: stop the work done for it
 
     def data_received(self, data: bytes) -> None:
         # One timestamp per read instead of re-arming a timer per request: the idle timer
         # checks it when it fires and sleeps again if the connection was used meanwhile.
         self._last_data = self._loop.time()
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            pass  # refused in on_message_complete, which closes the connection
-        except httptools.HttpParserCallbackError:
-            pass  # a callback already answered and closed (a limit was exceeded)
-        except httptools.HttpParserError:
-            self._fail(400, "malformed_request", "the request is not valid HTTP/1.1")
+        if len(data) <= _SLICE:
+            self._feed(data)
+        else:
+            # Large reads are fed in slices, so that an endless head is refused after one
+            # slice past the limit rather than after the whole read is buffered.
+            for offset in range(0, len(data), _SLICE):
+                if self._close_after or self._parser is None:
+                    break
+                self._feed(data[offset:offset + _SLICE])
         # A request left half received waits on a timer; whole ones, the usual case, never
         # arm one.
         if self._busy and self._slow is None and self._transport is not None:
             self._slow = self._loop.call_later(self._conns.request_timeout, self._on_slow)
+
+    def _feed(self, data: bytes) -> None:
+        parser = self._parser
+        if parser is None or self._close_after:
+            return  # answered and closing (or lingering): the rest is not read
+        if self._in_head:
+            # llhttp reports a header only when its line ends, and buffers it until then:
+            # count raw bytes while a head is open, so that a line that never ends is refused.
+            self._head_raw += len(data)
+            if self._head_raw > _HEAD_RAW_LIMIT:
+                self._fail(431, "headers_too_large",
+                           f"the request line and headers exceed {MAX_HEAD_BYTES} bytes")
+                return
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            pass  # refused in on_message_complete, which closes the connection
+        except httptools.HttpParserCallbackError:
+            if not self._refused:  # not a limit we enforce: a bug of ours
+                log.exception("the route API failed while parsing a request")
+                self._fail(500, "internal_error", "the router failed to read the request; "
+                           "see its log")
+        except httptools.HttpParserError:
+            self._fail(400, "malformed_request", "the request is not valid HTTP/1.1")
 
     def pause_writing(self) -> None:
         # The peer is not reading its answers: stop reading its requests until it does.
@@ -166,21 +237,25 @@ class HttpProtocol(asyncio.Protocol):
             self._transport.pause_reading()
 
     def resume_writing(self) -> None:
-        if self._transport is not None:
+        if self._transport is not None and not self._paused:
             self._transport.resume_reading()
 
     def eof_received(self) -> bool | None:
-        return None  # close our side too
+        # The peer closed its side. A client that half-closes and still waits for answers is
+        # rare, one that has gone is common: treat it as gone, so that work done for it stops.
+        return None
 
     # -- parser callbacks ---------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
         self._busy = True
+        self._in_head = True
         self._url = b""
         self._body = []
         self._body_size = 0
         self._head_size = 0
-        self._headers = 0
+        self._header_count = 0
+        self._headers = {}
         self._expect = False
 
     def on_url(self, url: bytes) -> None:
@@ -188,14 +263,19 @@ class HttpProtocol(asyncio.Protocol):
         self._count_head(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers += 1
-        if self._headers > MAX_HEADERS:
+        self._header_count += 1
+        if self._header_count > MAX_HEADERS:
             self._refuse_head(f"the request has more than {MAX_HEADERS} headers")
         self._count_head(len(name) + len(value) + 4)  # as on the wire: ": " and CRLF
-        if len(name) == 6 and name.lower() == b"expect" and value.lower() == b"100-continue":
+        key = name.lower()
+        headers = self._headers
+        seen = headers.get(key)
+        headers[key] = value if seen is None else seen + b", " + value
+        if key == b"expect" and value.lower() == b"100-continue":
             self._expect = True
 
     def on_headers_complete(self) -> None:
+        self._in_head = False
         if self._expect and self._transport is not None:
             self._transport.write(_CONTINUE)
 
@@ -204,17 +284,20 @@ class HttpProtocol(asyncio.Protocol):
         if self._body_size > self._service.max_body_bytes:
             # Answer now and close: the rest of a refused body is not worth reading.
             self._body = []
-            self._close_after = True
-            self._write(self._service.too_large())
+            self._refused = True
+            self._fail_with(self._service.too_large())
             raise ValueError("body too large")  # stops the parser (HttpParserCallbackError)
         self._body.append(body)
 
     def on_message_complete(self) -> None:
         self._busy = False
+        self._in_head = True
+        self._head_raw = 0
         if self._slow is not None:
             self._cancel_slow()
-        service = self._service
-        if self._parser.should_upgrade():
+        parser = self._parser
+        assert parser is not None
+        if parser.should_upgrade():
             self._fail(400, "upgrade_not_supported", "protocol upgrades are not supported")
             return
         target = self._conns.targets.get(self._url)
@@ -222,15 +305,63 @@ class HttpProtocol(asyncio.Protocol):
             try:
                 target = _split_target(self._url)
             except httptools.HttpParserInvalidURLError:
-                self._write(_error(400, "malformed_request", "the request target is not a URL"))
+                self._answer(_error(400, "malformed_request", "the request target is not a URL"))
                 return
             self._conns.remember_target(self._url, target)
         path, query = target
-        method = self._parser.get_method().decode("latin-1")
+        method = parser.get_method().decode("latin-1")
         body = b"".join(self._body) if self._body else b""
-        # An answer to HEAD has headers only, or the client reads its body as the next answer.
-        self._write(service.handle(method, path, query, body),
-                    head_only=method == "HEAD")
+        self._answer(self._service.handle(Request(method, path, query, body, self._headers)),
+                     head_only=method == "HEAD")
+
+    # -- answering ----------------------------------------------------------------------------
+
+    def _answer(self, answer: Answer, head_only: bool = False) -> None:
+        """Write ``answer`` now if it is ready and nothing is ahead of it, else queue it."""
+        parser = self._parser
+        keep = parser is not None and parser.should_keep_alive()
+        if isinstance(answer, tuple):
+            if not self._pending:
+                self._write(answer, keep, head_only)
+                return
+            slot = _Slot(keep, head_only)
+            slot.response = answer
+        else:
+            slot = _Slot(keep, head_only)
+            coro = answer if asyncio.iscoroutine(answer) else _settled(answer)
+            task: asyncio.Task[Response] = self._loop.create_task(coro)
+            slot.task = task
+            task.add_done_callback(self._on_done)
+        self._pending.append(slot)
+        if len(self._pending) >= MAX_PENDING_ANSWERS and self._transport is not None:
+            self._paused = True  # enough answers owed: read no more requests until written
+            self._transport.pause_reading()
+
+    def _on_done(self, task: asyncio.Task[Response]) -> None:
+        pending = self._pending
+        while pending:
+            slot = pending[0]
+            if slot.task is not None:
+                if not slot.task.done():
+                    return
+                if slot.task.cancelled():
+                    response = _error(503, "cancelled", "the answer was cancelled")
+                elif slot.task.exception() is not None:
+                    log.error("a deferred answer failed", exc_info=slot.task.exception())
+                    response = _error(500, "internal_error", "the router failed to answer; "
+                                      "see its log")
+                else:
+                    response = slot.task.result()
+            else:
+                assert slot.response is not None
+                response = slot.response
+            pending.popleft()
+            self._write(response, slot.keep, slot.head_only)
+            if self._transport is None:
+                return
+        if self._paused and self._transport is not None:
+            self._paused = False
+            self._transport.resume_reading()
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -240,8 +371,8 @@ class HttpProtocol(asyncio.Protocol):
             self._refuse_head(f"the request line and headers exceed {MAX_HEAD_BYTES} bytes")
 
     def _refuse_head(self, message: str) -> None:
-        self._close_after = True
-        self._write(_error(431, "headers_too_large", message))
+        self._refused = True
+        self._fail(431, "headers_too_large", message)
         raise ValueError("head too large")  # stops the parser (HttpParserCallbackError)
 
     def _on_slow(self) -> None:
@@ -256,16 +387,25 @@ class HttpProtocol(asyncio.Protocol):
             self._slow = None
 
     def _fail(self, status: int, code: str, message: str) -> None:
-        self._close_after = True
-        self._write(_error(status, code, message))
+        self._fail_with(_error(status, code, message))
 
-    def _write(self, response: Response, head_only: bool = False) -> None:
+    def _fail_with(self, response: Response) -> None:
+        """Refuse the request being read: answer after those owed, then stop reading."""
+        self._close_after = True
+        self._busy = False
+        self._cancel_slow()
+        if self._pending:
+            self._answer(response)
+        else:
+            self._write(response, False, linger=True)
+
+    def _write(self, response: Response, keep: bool, head_only: bool = False,
+               linger: bool = False) -> None:
         transport = self._transport
         if transport is None or transport.is_closing():
             return
         status, kind, body, extra = response
-        keep = not self._close_after and not self._conns.stopping and (
-            self._parser.should_keep_alive())
+        keep = keep and not self._close_after and not self._conns.stopping
         head = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode(),
                 b"content-type: ", kind, b"\r\ncontent-length: ", str(len(body)).encode(),
                 b"\r\n", self._conns.clock.date_line()]
@@ -277,27 +417,49 @@ class HttpProtocol(asyncio.Protocol):
         if not head_only:
             head.append(body)
         transport.write(b"".join(head))
-        if not keep:
+        if keep:
+            return
+        if linger or self._close_after:
+            self._linger_then_close(transport)
+        else:
             transport.close()
+
+    def _linger_then_close(self, transport: asyncio.Transport) -> None:
+        """Close after a refusal without destroying the answer.
+
+        Closing with unread input makes the kernel send a reset, and a reset can discard the
+        answer before the client reads it. So: send FIN, drop whatever still arrives, and
+        close when the peer does or after ``LINGER_SECONDS``.
+        """
+        if self._linger is not None:
+            return
+        if transport.can_write_eof():
+            transport.write_eof()
+        self._linger = self._loop.call_later(LINGER_SECONDS, transport.close)
 
     def _on_idle(self) -> None:
         self._idle = None
         if self._transport is None:
             return
         quiet = self._loop.time() - self._last_data
-        if quiet >= self._conns.idle_timeout:
+        if quiet >= self._conns.idle_timeout and not self._pending:
             self._transport.close()  # idle, or a request trickling in too slowly
         else:
-            self._idle = self._loop.call_later(self._conns.idle_timeout - quiet, self._on_idle)
+            wait = max(self._conns.idle_timeout - quiet, 1.0)
+            self._idle = self._loop.call_later(wait, self._on_idle)
 
     def close_if_idle(self) -> None:
-        """For a graceful stop: close now unless a request is half received."""
-        if self._transport is not None and not self._busy:
+        """For a graceful stop: close now unless a request is half received or answered."""
+        if self._transport is not None and not self._busy and not self._pending:
             self._transport.close()
 
     def abort(self) -> None:
         if self._transport is not None:
             self._transport.abort()
+
+
+async def _settled(answer: Awaitable[Response]) -> Response:
+    return await answer
 
 
 def _error(status: int, code: str, message: str) -> Response:

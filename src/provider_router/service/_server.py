@@ -4,28 +4,22 @@ The operator runs in Kopf's loop and standalone mode in the CLI's, so a server m
 create a loop nor install signal handlers (that would steal Ctrl-C from Kopf): it lives in the
 running loop and stops when asked or cancelled. The listening socket is bound here, so that
 port 0 works, the chosen port is known before the first request, and a port in use raises
-``OSError`` (not uvicorn's ``sys.exit``).
+``OSError``.
 
-Two backends, chosen by measurement (``bench/route_service.py``):
-
-- ``native`` (the default for a ``RouteService``): the httptools protocol of ``_native``, which
-  answers inline without ASGI's per-request task and messages;
-- ``uvicorn`` (httptools, no lifespan, no proxy-header or access-log middleware): for any other
-  ASGI app, or to run the service on a stock ASGI server.
+The protocol is ``_native``'s httptools server, chosen by measurement (``bench/route_service.py``):
+it answers inline without an ASGI server's per-request task and messages, and it enforces the
+limits the route API promises (an ASGI backend used to be offered too, enforced none of them,
+and was removed).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Literal
-
-import uvicorn
 
 from provider_router.service._app import RouteService
 from provider_router.service._native import (
@@ -36,30 +30,10 @@ from provider_router.service._native import (
     stop_native,
 )
 
-Backend = Literal["auto", "native", "uvicorn"]
-
 log = logging.getLogger(__name__)
 
 DEFAULT_BACKLOG = 2048
 GRACEFUL_SECONDS = 5.0
-
-
-class _Uvicorn(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        # The host process (Kopf, the CLI) owns the signals and cancels or stops us.
-        yield
-
-
-def uvicorn_config(app: Any, *, backlog: int = DEFAULT_BACKLOG,
-                   graceful_seconds: float = GRACEFUL_SECONDS,
-                   max_connections: int | None = None) -> Any:
-    """The uvicorn settings the service runs with (the benchmark's bare server shares them)."""
-    return uvicorn.Config(
-        app, loop="none", http="httptools", ws="none", lifespan="off", interface="asgi3",
-        access_log=False, log_config=None, proxy_headers=False, server_header=False,
-        backlog=backlog, timeout_graceful_shutdown=int(graceful_seconds),
-        limit_concurrency=max_connections)
 
 
 def tune_gc(young_threshold: int = 10_000) -> None:
@@ -104,31 +78,24 @@ class Server:
 
     Also an async context manager. ``stop`` is graceful: it stops accepting, lets requests in
     progress finish (up to ``graceful_seconds``), then closes keep-alive connections.
-    ``backend="auto"`` serves a ``RouteService`` natively and anything else with uvicorn.
     """
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, *,
-                 backend: Backend = "auto", backlog: int = DEFAULT_BACKLOG,
+    def __init__(self, app: RouteService, host: str = "127.0.0.1", port: int = 0, *,
+                 backlog: int = DEFAULT_BACKLOG,
                  graceful_seconds: float = GRACEFUL_SECONDS,
                  max_connections: int = MAX_CONNECTIONS,
                  request_timeout: float = REQUEST_TIMEOUT_SECONDS) -> None:
-        if backend == "auto":
-            backend = "native" if isinstance(app, RouteService) else "uvicorn"
-        if backend == "native" and not isinstance(app, RouteService):
-            raise TypeError("the native backend serves a RouteService; use backend='uvicorn'")
+        if not isinstance(app, RouteService):
+            raise TypeError(f"Server serves a RouteService, not {type(app).__name__}")
         self.app = app
         self.host = host
-        self.backend = backend
         self._port = port
         self.backlog = backlog
         self.graceful_seconds = graceful_seconds
         self.max_connections = max_connections
         """Connections beyond this are answered 503 and closed."""
         self.request_timeout = request_timeout
-        """Seconds a request may take to arrive whole, from its first byte, before a 408
-        (native backend; uvicorn has no such limit)."""
-        self._server: _Uvicorn | None = None
-        self._task: asyncio.Task[None] | None = None
+        """Seconds a request may take to arrive whole, from its first byte, before a 408."""
         self._native: tuple[asyncio.base_events.Server, ConnectionSet] | None = None
         self._stopped: asyncio.Event | None = None
 
@@ -144,77 +111,36 @@ class Server:
 
     @property
     def running(self) -> bool:
-        if self._native is not None:
-            return self._stopped is not None and not self._stopped.is_set()
-        return self._task is not None and not self._task.done()
+        return self._stopped is not None and not self._stopped.is_set()
 
     async def start(self) -> None:
-        if self._task is not None or self._native is not None:
+        if self._stopped is not None:
             raise RuntimeError("the server was already started")
         sock = await bind_socket(self.host, self._port, self.backlog)
         self._port = sock.getsockname()[1]
-        if self.backend == "native":
-            try:
-                self._native = await start_native(self.app, sock, self.backlog,
-                                                  self.max_connections, self.request_timeout)
-            except BaseException:
-                sock.close()
-                raise
-            self._stopped = asyncio.Event()
-            log.info("route API listening on %s", self.url)
-            return
-        server = _Uvicorn(uvicorn_config(self.app, backlog=self.backlog,
-                                         graceful_seconds=self.graceful_seconds,
-                                         max_connections=self.max_connections))
-        self._server = server
-        self._task = asyncio.create_task(server.serve(sockets=[sock]),
-                                         name=f"route-api:{self._port}")
         try:
-            while not server.started:
-                if self._task.done():
-                    break
-                await asyncio.sleep(0.005)
-            if self._task.done():
-                self._task.result()  # re-raises the startup failure
-                raise RuntimeError("the route API server exited during startup")
+            self._native = await start_native(self.app, sock, self.backlog,
+                                              self.max_connections, self.request_timeout)
         except BaseException:
             sock.close()
-            await self.stop()
             raise
+        self._stopped = asyncio.Event()
         log.info("route API listening on %s", self.url)
 
     async def wait(self) -> None:
-        """Until the server stops (``stop`` from elsewhere, or a failure)."""
+        """Until the server stops (``stop`` from elsewhere)."""
         if self._stopped is not None:
             await self._stopped.wait()
-        elif self._task is not None:
-            await asyncio.shield(self._task)
 
     async def stop(self) -> None:
-        if self._native is not None:
-            native, self._native = self._native, None
-            try:
-                await stop_native(*native, self.graceful_seconds)
-            finally:
-                if self._stopped is not None:
-                    self._stopped.set()
+        if self._native is None:
             return
-        task, server = self._task, self._server
-        if task is None or server is None:
-            return
-        server.should_exit = True
+        native, self._native = self._native, None
         try:
-            await asyncio.wait_for(asyncio.shield(task), timeout=self.graceful_seconds + 2.0)
-        except TimeoutError:
-            server.force_exit = True
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(task), timeout=2.0)
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
-        except Exception:
-            log.exception("the route API server failed")
+            await stop_native(*native, self.graceful_seconds)
+        finally:
+            if self._stopped is not None:
+                self._stopped.set()
 
     async def __aenter__(self) -> Server:
         await self.start()
@@ -225,16 +151,15 @@ class Server:
         await self.stop()
 
 
-async def serve(app: Any, host: str = "127.0.0.1", port: int = 8080, *,
+async def serve(app: RouteService, host: str = "127.0.0.1", port: int = 8080, *,
                 ready: asyncio.Event | None = None,
-                on_bound: Callable[[int], None] | None = None,
-                backend: Backend = "auto") -> None:
+                on_bound: Callable[[int], None] | None = None) -> None:
     """Serve ``app`` in the running loop until cancelled, then shut down gracefully.
 
     ``ready`` is set once the socket accepts connections; ``on_bound`` learns the port (the
     one chosen when ``port`` is 0) just before.
     """
-    server = Server(app, host, port, backend=backend)
+    server = Server(app, host, port)
     await server.start()
     try:
         if on_bound is not None:

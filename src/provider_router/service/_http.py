@@ -1,0 +1,64 @@
+"""What a handler of the route API receives and returns, independent of the server.
+
+A handler is a plain function from a ``Request`` to a ``Response`` tuple, or to an awaitable of
+one when it must wait on I/O (an access review, an upstream call). Synchronous answers are the
+fast path: the native server writes them from its parser callback with no task and no await.
+Deferred answers keep their place in line, so pipelined requests are answered in order.
+
+Header names are lower-cased once, by the server, so handlers look them up with plain keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final
+
+import orjson
+
+from provider_router.service._errors import ApiError
+
+Headers = tuple[tuple[bytes, bytes], ...]
+Response = tuple[int, bytes, bytes, Headers]
+"""``(status, content type, body, extra headers)``: what every handler answers."""
+
+JSON: Final = b"application/json"
+
+_NO_HEADERS: Final[Mapping[bytes, bytes]] = {}
+
+
+class Request:
+    """One parsed request. ``headers`` maps lower-cased names to values (repeated headers are
+    joined with ``", "``, as HTTP allows)."""
+
+    __slots__ = ("body", "headers", "method", "path", "query")
+
+    def __init__(self, method: str, path: str, query: bytes = b"", body: bytes = b"",
+                 headers: Mapping[bytes, bytes] = _NO_HEADERS) -> None:
+        self.method = method
+        self.path = path
+        self.query = query
+        self.body = body
+        self.headers = headers
+
+    def header(self, name: bytes) -> bytes | None:
+        """The value of header ``name`` (lower-case), or None."""
+        return self.headers.get(name)
+
+    def __repr__(self) -> str:  # never the headers: they may carry credentials
+        return f"Request({self.method} {self.path})"
+
+
+Answer = Response | Awaitable[Response]
+Handler = Callable[[Request], Answer]
+
+
+def json_response(payload: Any, status: int = 200, headers: Headers = ()) -> Response:
+    return status, JSON, orjson.dumps(payload), headers
+
+
+def error_response(error: ApiError) -> Response:
+    return error.status, JSON, error.body(), error.headers
+
+
+__all__ = ["JSON", "Answer", "Handler", "Headers", "Request", "Response", "error_response",
+           "json_response"]
