@@ -28,6 +28,7 @@ from provider_router.api import (
     Strategy,
 )
 from provider_router.engine import (
+    Availability,
     Clock,
     Health,
     NoProviderAvailable,
@@ -282,18 +283,22 @@ class ProviderRouter:
                                error_rate=metrics.error_rate, load=metrics.load)
 
     def status(self, name: str) -> ProviderStatus:
-        return self._status_of(self.table.provider(_NAMESPACE, name))
+        return self.all_statuses()[self.table.provider(_NAMESPACE, name).key[1]]
 
     def all_statuses(self) -> dict[str, ProviderStatus]:
-        return {s.key[1]: self._status_of(s) for s in self.table.providers()}
+        """Every provider as routing sees it: through the router's policy, so that with
+        failover disabled an open circuit does not make a provider unavailable."""
+        seen = {a.provider: a for a in self.table.availability(_NAMESPACE, _POLICY).providers}
+        return {s.key[1]: self._status_of(s, seen.get(s.key)) for s in self.table.providers()}
 
-    def _status_of(self, state: ProviderState) -> ProviderStatus:
+    def _status_of(self, state: ProviderState, seen: Availability | None) -> ProviderStatus:
         now = self.table.clock()
+        blocks = state.blocks if seen is None else seen.blocks
         return ProviderStatus(
             health=state.health, avg_latency_ms=state.latency_ms(), load=state.load(),
             in_flight=state.in_flight, circuit=state.breaker.state(now),
-            error_rate=state.error_rate, available=not state.blocks,
-            reasons=tuple(reasons(state.blocks)))
+            error_rate=state.error_rate, available=not blocks,
+            reasons=tuple(reasons(blocks)))
 
     async def health_check(self, name: str, *,
                            client: httpx.AsyncClient | None = None) -> HealthReport:

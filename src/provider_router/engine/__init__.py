@@ -5,6 +5,7 @@ kept current as things change, and learns from probe results and reported outcom
 from an injected clock, so every behaviour can be tested without sleeping.
 """
 
+from provider_router.engine._availability import Availability, PolicyAvailability
 from provider_router.engine._decision import (
     Candidate,
     NoProviderAvailable,
@@ -34,6 +35,7 @@ from provider_router.engine._table import DEFAULT_LEASE_TTL, Clock, RoutingTable
 
 __all__ = [
     "DEFAULT_LEASE_TTL",
+    "Availability",
     "Block",
     "Candidate",
     "Clock",
@@ -41,6 +43,7 @@ __all__ = [
     "NoProviderAvailable",
     "Outcome",
     "OutcomeKind",
+    "PolicyAvailability",
     "PolicyState",
     "ProbeResult",
     "ProviderKey",

@@ -13,8 +13,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 
 from provider_router.api import RoutingPolicySpec, Strategy
+from provider_router.engine._availability import ignored_blocks, policy_blocks
 from provider_router.engine._pools import Pool, Rank, RankedPool, WeightedPool
-from provider_router.engine._reasons import CIRCUIT_BLOCKS, Block
 from provider_router.engine._state import ProviderKey, ProviderState
 from provider_router.engine._sticky import Score, owner, score, seed_of
 from provider_router.engine._windows import RollingSum
@@ -62,7 +62,7 @@ class PoolEntry:
         self.throttled = throttled
         # Near the budget, traffic moves to the cheapest providers whatever the strategy.
         self.strategy = Strategy.COST if throttled else policy.spec.strategy
-        self.ignore: int = Block.NONE if policy.spec.failover.enabled else CIRCUIT_BLOCKS
+        self.ignore: int = ignored_blocks(policy.spec)
         self._rank = _rank_fn(self.strategy)
         self.load_ranked = self.strategy in (Strategy.LEAST_LOADED, Strategy.CAPABILITY)
         """Whether a route to a member changes its rank here (load or headroom)."""
@@ -85,10 +85,7 @@ class PoolEntry:
             self.pool.resume(bisect.bisect_right([m.key for m in members], last))
 
     def blocks_of(self, state: ProviderState) -> int:
-        blocks = state.blocks & ~self.ignore
-        if self.over_budget and state.cost > 0:
-            blocks |= Block.OVER_BUDGET
-        return blocks
+        return policy_blocks(state, self.ignore, self.over_budget)
 
     def update(self, state: ProviderState, now: float) -> None:
         self.touches += 1

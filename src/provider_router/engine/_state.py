@@ -6,6 +6,7 @@ to recompute it and which indexes to update.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
@@ -15,6 +16,11 @@ from provider_router.api import ApiFormat, LLMProviderSpec
 from provider_router.engine._circuit import CircuitBreaker
 from provider_router.engine._reasons import Block
 from provider_router.engine._windows import SlidingWindow
+
+RATE_WINDOW_SECONDS: Final = 60.0
+MAX_UNLEASED_REMEMBERED: Final = 10_000
+"""Lease-less routes remembered per provider; beyond it, the oldest are forgotten (and a
+report for one counts as a new request, the old behaviour, erring towards the limit)."""
 
 ProviderKey = tuple[str, str]
 """``(namespace, name)``: how the table addresses a provider."""
@@ -89,8 +95,11 @@ class ProviderState:
         self.reported_latency_ms: float | None = None
         self.cooling_until: float | None = None
         self.in_flight = 0
-        self.requests = SlidingWindow(60.0)
-        self.tokens = SlidingWindow(60.0)
+        self.requests = SlidingWindow(RATE_WINDOW_SECONDS)
+        self.unleased: deque[float] = deque(maxlen=MAX_UNLEASED_REMEMBERED)
+        """When routes without a lease went here, within the rate window: a lease-less report
+        that follows is the same call, already counted as a request."""
+        self.tokens = SlidingWindow(RATE_WINDOW_SECONDS)
         self.external_load = 0.0
         self.error_rate = 0.0
         self.spend_usd = 0.0
@@ -122,6 +131,17 @@ class ProviderState:
                 self._targets.clear()
         return target
 
+    def count_unleased_report(self, now: float) -> None:
+        """A report without a lease: the call of an earlier lease-less route, or, if none is
+        waiting, a call made without asking us, which counts as a request now."""
+        unleased = self.unleased
+        while unleased and unleased[0] <= now - RATE_WINDOW_SECONDS:
+            unleased.popleft()
+        if unleased:
+            unleased.popleft()
+        else:
+            self.requests.add(now)
+
     def adopt_runtime(self, old: ProviderState) -> None:
         """Carry what was learned over to a new spec of the same provider."""
         self.breaker = old.breaker
@@ -133,6 +153,7 @@ class ProviderState:
         self.reported_latency_ms = old.reported_latency_ms
         self.cooling_until, self.in_flight = old.cooling_until, old.in_flight
         self.requests, self.tokens = old.requests, old.tokens
+        self.unleased = old.unleased
         self.external_load, self.error_rate = old.external_load, old.error_rate
         self.spend_usd, self.routed, self.outcomes = old.spend_usd, old.routed, old.outcomes
         self.last_error = old.last_error

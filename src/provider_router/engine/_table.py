@@ -18,6 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from provider_router.api import CircuitState, LLMProviderSpec, RoutingPolicySpec, Strategy
+from provider_router.engine._availability import (
+    Availability,
+    PolicyAvailability,
+    policy_availability,
+    provider_availability,
+)
 from provider_router.engine._decision import (
     Candidate,
     NoProviderAvailable,
@@ -223,6 +229,20 @@ class RoutingTable:
     def policies_selecting(self, key: ProviderKey) -> list[PolicyState]:
         return [p for p in self._namespace_policies(key[0]) if key in p.selected]
 
+    def provider_availability(self, namespace: str, name: str) -> Availability:
+        """Whether provider ``namespace/name`` may take a request now, on its own."""
+        return provider_availability(self.provider(namespace, name), self.clock())
+
+    def availability(self, namespace: str, name: str) -> PolicyAvailability:
+        """Every provider policy ``namespace/name`` selects, as that policy sees it: the view
+        its routes decide by (circuits ignored without failover, costly providers blocked over
+        budget)."""
+        policy = self.policy(namespace, name)
+        now = self.clock()
+        states = [self._providers[k] for k in policy.selected if k in self._providers]
+        return policy_availability(policy.key, policy.spec, policy.budget_state(now), states,
+                                   now)
+
     def probe_interval(self, namespace: str, name: str) -> float:
         """The provider's own interval, capped by every policy that selects it."""
         state = self.provider(namespace, name)
@@ -247,7 +267,11 @@ class RoutingTable:
         fallbacks = tuple([targets[s] for s in slots[1:]
                            if members[s].breaker.open_until is None
                            or members[s].breaker.state(now) is not CircuitState.HALF_OPEN])
-        lease_id = self._acquire(primary, policy, now) if request.lease else None
+        if request.lease:
+            lease_id: str | None = self._acquire(primary, policy, now)
+        else:
+            lease_id = None
+            primary.unleased.append(now)
         primary.requests.add(now)
         primary.routed += 1
         policy.routed += 1
@@ -477,7 +501,7 @@ class RoutingTable:
         policy = (self._policies.get((outcome.namespace, outcome.policy))
                   if outcome.policy is not None else None)
         if lease_id is None:
-            state.requests.add(now)  # a call made without asking us
+            state.count_unleased_report(now)
         return self._conclude(state, policy, outcome, now, released=False)
 
     def _report_lease(self, lease: Lease, outcome: Outcome, now: float,

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from provider_router.api import CircuitState
-from provider_router.engine import Block, Health, PolicyState, ProviderState, reasons
+from provider_router.engine import Block, Health, PolicyAvailability, ProviderState, reasons
 
 JsonDict = dict[str, Any]
 
@@ -173,21 +173,19 @@ def round_latency(latency_ms: float) -> float:
     return float(round(latency_ms, 2 - digits)) if digits >= 2 else round(latency_ms, 1)
 
 
-def policy_verdicts(policy: PolicyState | None, providers: Mapping[Any, ProviderState],
-                    acceptance: Acceptance, namespace_has_providers: bool,
+def policy_verdicts(seen: PolicyAvailability | None, acceptance: Acceptance,
+                    namespace_has_providers: bool,
                     hold_transient: bool = False) -> tuple[list[Verdict], JsonDict]:
-    """Accepted and Ready for one policy, and its provider counts."""
-    if not acceptance.accepted or policy is None:
+    """Accepted and Ready for one policy, and its provider counts, from the engine's view of
+    the policy (``seen``: None when the policy is not in the table)."""
+    if not acceptance.accepted or seen is None:
         verdicts = [Verdict("Accepted", "False", acceptance.reason, acceptance.message),
                     Verdict("Ready", "False", acceptance.reason, acceptance.message)]
         return verdicts, {"selected": 0, "healthy": 0, "available": 0}
-    selected = [providers[k] for k in policy.selected if k in providers]
-    healthy = [s for s in selected if s.health in (Health.HEALTHY, Health.UNKNOWN)
-               and not s.blocks & (Block.UNHEALTHY | Block.UNAUTHORIZED)]
-    transient_mask = (Block.AT_CAPACITY | Block.RPM_EXHAUSTED | Block.TPM_EXHAUSTED
-                      if hold_transient else 0)
-    available = [s for s in selected if not (s.blocks & ~transient_mask)]
-    counts = {"selected": len(selected), "healthy": len(healthy), "available": len(available)}
+    hold = (Block.AT_CAPACITY | Block.RPM_EXHAUSTED | Block.TPM_EXHAUSTED
+            if hold_transient else Block.NONE)
+    selected, available = seen.selected, seen.available(hold)
+    counts = {"selected": selected, "healthy": seen.healthy, "available": available}
     accepted = Verdict("Accepted", "True", acceptance.reason, acceptance.message)
     if not selected:
         if namespace_has_providers:
@@ -198,8 +196,8 @@ def policy_verdicts(policy: PolicyState | None, providers: Mapping[Any, Provider
                             "there are no LLMProviders in this namespace")
     elif not available:
         ready = Verdict("Ready", "False", "NoProviderAvailable",
-                        f"none of the {len(selected)} selected providers is available")
+                        f"none of the {selected} selected providers is available")
     else:
         ready = Verdict("Ready", "True", "ProvidersAvailable",
-                        f"{len(available)} of {len(selected)} selected providers available")
+                        f"{available} of {selected} selected providers available")
     return [accepted, ready], counts

@@ -99,9 +99,8 @@ class StatusWriter:
         pending = [(t, self._provider_status(k, t))
                    for k, t in list(self.reconciler.providers.items())]
         # Read the table once per flush, not once per policy: every tick visits every policy.
-        providers = {s.key: s for s in self.table.providers()}
         namespaces = {k[0] for k in self.reconciler.providers}
-        pending += [(t, self._policy_status(k, t, providers, namespaces))
+        pending += [(t, self._policy_status(k, t, namespaces))
                     for k, t in list(self.reconciler.policies.items())]
         changed = [(t, d) for t, d in pending if _comparable(d) != _comparable(t.status)]
         if not changed:
@@ -149,15 +148,13 @@ class StatusWriter:
             status["health"] = health
         return status
 
-    def _policy_status(self, key: Key, tracked: Tracked, providers: dict[Key, ProviderState],
-                       namespaces: set[str]) -> JsonDict:
+    def _policy_status(self, key: Key, tracked: Tracked, namespaces: set[str]) -> JsonDict:
         try:
-            policy = self.table.policy(*key)
+            seen = self.table.availability(*key)
         except UnknownPolicy:  # an unaccepted policy is not in the table
-            policy = None
-        # A policy's selection holds only keys of its own namespace, so the whole map serves.
-        verdicts, counts = policy_verdicts(policy, providers, tracked.acceptance,
-                                           key[0] in namespaces, hold_transient=True)
+            seen = None
+        verdicts, counts = policy_verdicts(seen, tracked.acceptance, key[0] in namespaces,
+                                           hold_transient=True)
         return {"observedGeneration": tracked.generation,
                 "conditions": merge_conditions(tracked.status.get("conditions") or [],
                                                verdicts, tracked.generation,

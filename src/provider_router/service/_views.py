@@ -17,7 +17,6 @@ import orjson
 from provider_router.engine import (
     Block,
     Candidate,
-    Health,
     PolicyState,
     ProviderState,
     RouteDecision,
@@ -26,7 +25,6 @@ from provider_router.engine import (
     reasons,
 )
 
-CIRCUIT_BLOCKS = Block.CIRCUIT_OPEN | Block.HALF_OPEN_TRIAL
 MAX_CACHED_TARGETS = 16_384
 
 
@@ -166,18 +164,9 @@ def provider_view(state: ProviderState, now: float) -> dict[str, Any]:
 
 def policy_view(policy: PolicyState, table: RoutingTable, now: float) -> dict[str, Any]:
     spec = policy.spec
-    over, throttled = policy.budget_state(now)
-    ignore = Block.NONE if spec.failover.enabled else CIRCUIT_BLOCKS
-    healthy = available = 0
-    for key in policy.selected:
-        state = table.provider(*key)
-        if state.health is Health.HEALTHY:
-            healthy += 1
-        # The policy's own view of eligibility: it may ignore circuits (failover disabled)
-        # and, at its budget limit, excludes providers that cost anything.
-        blocks = state.blocks & ~ignore
-        if not blocks and not (over and state.cost > 0):
-            available += 1
+    seen = table.availability(*policy.key)
+    over, throttled = seen.over_budget, seen.throttled
+    healthy, available = seen.healthy, seen.available()
     budget = spec.budget
     return {
         "name": policy.key[1],

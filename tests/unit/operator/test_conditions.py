@@ -97,17 +97,13 @@ def test_transient_load_is_held_back() -> None:
 def test_policy_ready_reasons() -> None:
     table = RoutingTable(clock=FakeClock())
     table.upsert_policy("ns", "p", policy(providerSelector={"matchLabels": {"x": "y"}}))
-    verdicts, counts = policy_verdicts(table.policy("ns", "p"), {}, Acceptance(True), False)
+    verdicts, counts = policy_verdicts(table.availability("ns", "p"), Acceptance(True), False)
     assert by_type(verdicts)["Ready"] == ("False", "NoProvidersSelected")
     table.upsert_provider("ns", "a", provider(), {"x": "z"})
-    providers = {s.key: s for s in table.providers()}
-    verdicts, counts = policy_verdicts(table.policy("ns", "p"), providers, Acceptance(True),
-                                       True)
+    verdicts, counts = policy_verdicts(table.availability("ns", "p"), Acceptance(True), True)
     assert by_type(verdicts)["Ready"] == ("False", "DanglingSelector")
     table.upsert_provider("ns", "a", provider(disabled=True), {"x": "y"})
-    providers = {s.key: s for s in table.providers()}
-    verdicts, counts = policy_verdicts(table.policy("ns", "p"), providers, Acceptance(True),
-                                       True)
+    verdicts, counts = policy_verdicts(table.availability("ns", "p"), Acceptance(True), True)
     assert by_type(verdicts)["Ready"] == ("False", "NoProviderAvailable")
     assert counts == {"selected": 1, "healthy": 1, "available": 0}
 
