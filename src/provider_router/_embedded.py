@@ -15,6 +15,7 @@ from typing import TypeVar
 
 import httpx
 
+from provider_router._defaults import DEFAULT_LEASE_TTL
 from provider_router.api import (
     ApiFormat,
     Budget,
@@ -99,7 +100,7 @@ class RouterConfig:
     sticky_ttl_secs: int = 3600
     budget_usd: float | None = None
     budget_window: BudgetWindow | str = BudgetWindow.DAY
-    lease_ttl_secs: float = 120.0
+    lease_ttl_secs: float = DEFAULT_LEASE_TTL
 
     def to_policy(self) -> RoutingPolicySpec:
         return RoutingPolicySpec(

@@ -20,11 +20,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from provider_router.client import RouterError
 
-DEFAULT_URL = "http://127.0.0.1:8080"
-DEFAULT_PORT = 8080
-DEFAULT_LEASE_TTL = 120.0
-"""The engine's own default, repeated so that ``--help`` does not import the engine (a test
-holds the two equal)."""
+from provider_router._defaults import (
+    DEFAULT_HOST,
+    DEFAULT_LEASE_TTL,
+    DEFAULT_LIVENESS_PORT,
+    DEFAULT_PORT,
+    DEFAULT_URL,
+)
+
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
@@ -65,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 "reload when the files change.")
     serve.add_argument("--manifests", "-f", required=True, type=Path,
                        help="a YAML file or a folder of them (read recursively)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on "
-                       "(default: 127.0.0.1; 0.0.0.0 for every interface)")
+    serve.add_argument("--host", default=DEFAULT_HOST, help="address to listen on "
+                       f"(default: {DEFAULT_HOST}; 0.0.0.0 for every interface)")
     serve.add_argument("--port", type=_port, default=DEFAULT_PORT,
                        help=f"route API port (default: {DEFAULT_PORT}; 0 for any free port)")
     serve.add_argument("--no-watch", action="store_true", help="do not reload on changes")
@@ -75,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="mock providers plus a router: try it out",
                                description="Start local OpenAI-compatible mock providers and "
                                "a router over the example manifests, and print curl lines.")
-    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--host", default=DEFAULT_HOST)
     demo.add_argument("--port", type=_port, default=DEFAULT_PORT,
                       help=f"route API port (default: {DEFAULT_PORT}, or a free one if busy)")
     demo.add_argument("--duration", type=_positive, default=None, metavar="SECONDS",
@@ -180,9 +183,9 @@ def _add_operator(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     operator.add_argument("--kubeconfig", default=None,
                           help="kubeconfig file (default: in-cluster config, then "
                                "$KUBECONFIG / ~/.kube/config)")
-    operator.add_argument("--liveness-port", type=_port, default=8081,
+    operator.add_argument("--liveness-port", type=_port, default=DEFAULT_LIVENESS_PORT,
                           help="Kopf's liveness endpoint port, serving /healthz "
-                               "(default: 8081; 0 turns it off)")
+                               f"(default: {DEFAULT_LIVENESS_PORT}; 0 turns it off)")
     operator.add_argument("--leader-elect", action="store_true",
                           help="elect one replica (a coordination.k8s.io Lease) to probe "
                                "providers and write status; needed with more than one replica")
@@ -220,11 +223,15 @@ def _run_operator(args: argparse.Namespace) -> int:
         return 2
     leader_namespace = (args.leader_namespace or os.environ.get("POD_NAMESPACE")
                         or (args.namespaces[0] if args.namespaces else "default"))
+    from provider_router._defaults import DEFAULT_OPERATOR_HOST
+    from provider_router.runtime import RuntimeSettings
+
+    runtime = RuntimeSettings(host=DEFAULT_OPERATOR_HOST, port=args.route_port,
+                              lease_ttl=args.lease_ttl)
     operator.run(namespaces=list(args.namespaces), all_namespaces=args.all_namespaces,
-                 route_port=args.route_port, kubeconfig=args.kubeconfig,
+                 runtime=runtime, kubeconfig=args.kubeconfig,
                  liveness_port=args.liveness_port or None, leader_elect=args.leader_elect,
-                 leader_namespace=leader_namespace, leader_lease=args.leader_lease,
-                 lease_ttl_seconds=args.lease_ttl)
+                 leader_namespace=leader_namespace, leader_lease=args.leader_lease)
     return 0
 
 

@@ -31,9 +31,10 @@ import httpx
 import yaml
 from aiohttp import web
 
+from provider_router._defaults import DEFAULT_PORT
 from provider_router.client import AsyncRouterClient, RouterError
 from provider_router.manifests import manifest_files
-from provider_router.standalone import DEFAULT_PORT, Standalone, run_loop
+from provider_router.standalone import Standalone, run_loop
 
 log = logging.getLogger("provider_router.demo")
 

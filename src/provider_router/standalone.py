@@ -23,9 +23,10 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from provider_router._defaults import DEFAULT_HOST, DEFAULT_LEASE_TTL, DEFAULT_PORT
 from provider_router.api import SecretKeyRef
-from provider_router.engine import DEFAULT_LEASE_TTL, ProviderKey, RoutingTable
-from provider_router.health import DEFAULT_CONCURRENCY, Prober
+from provider_router.engine import ProviderKey, RoutingTable
+from provider_router.health import Prober
 from provider_router.manifests import (
     ApplyResult,
     ManifestError,
@@ -33,44 +34,63 @@ from provider_router.manifests import (
     apply_manifests,
     load_manifests,
 )
-from provider_router.service import Server, ServiceMetrics, create_app, tune_gc
+from provider_router.runtime import Runtime, RuntimeSettings
+from provider_router.service import Access, RouteService, Server, ServiceMetrics, tune_gc
 
 log = logging.getLogger("provider_router.standalone")
-
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8080
 
 
 class Standalone:
     """The standalone router: ``await start()``, then ``await stop()`` (or ``async with``)."""
 
-    def __init__(self, manifests: str | os.PathLike[str], *, host: str = DEFAULT_HOST,
-                 port: int = DEFAULT_PORT, watch: bool = True,
-                 probe_concurrency: int = DEFAULT_CONCURRENCY,
-                 probe_initial_delay: float = 1.0, debounce_ms: int = 200,
-                 table: RoutingTable | None = None,
-                 lease_ttl: float = DEFAULT_LEASE_TTL) -> None:
+    def __init__(self, manifests: str | os.PathLike[str],
+                 settings: RuntimeSettings | None = None, *, watch: bool = True,
+                 debounce_ms: int = 200, table: RoutingTable | None = None,
+                 access: Access | None = None, host: str | None = None,
+                 port: int | None = None, lease_ttl: float | None = None,
+                 probe_concurrency: int | None = None,
+                 probe_initial_delay: float | None = None) -> None:
+        """``settings`` holds what both modes share; ``host``, ``port``, ``lease_ttl`` and
+        the probe knobs, when given, override its fields (a shorthand for tests and
+        embedding)."""
         self.path = Path(manifests)
-        self.host = host
+        self.settings = (settings or RuntimeSettings()).with_changes(
+            host=host, port=port, lease_ttl=lease_ttl, probe_concurrency=probe_concurrency,
+            probe_initial_delay=probe_initial_delay)
         self.watch = watch
         self.debounce_ms = debounce_ms
-        self.table = table if table is not None else RoutingTable(lease_ttl=lease_ttl)
-        self.metrics = ServiceMetrics()
         self.manifests = ManifestSet()
         self.reloads = 0
         """Successful loads that changed the table (the first load counts)."""
         self.failed_reloads = 0
         self.last_error: str | None = None
         self.last_loaded_at: float | None = None
-        self.app = create_app(self.table, readiness=self._readiness, metrics=self.metrics)
-        self.server = Server(self.app, host, port)
-        self.prober = Prober(self.table, credential_for=self._credential_for,
-                             on_result=self.metrics.observe_probe,
-                             concurrency=probe_concurrency, initial_delay=probe_initial_delay)
+        self.runtime = Runtime(self.settings, credential_for=self._credential_for,
+                               readiness=self._readiness, table=table, access=access)
         self._lock = asyncio.Lock()
         self._stop_watching = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
         self._started = False
+
+    @property
+    def table(self) -> RoutingTable:
+        return self.runtime.table
+
+    @property
+    def metrics(self) -> ServiceMetrics:
+        return self.runtime.metrics
+
+    @property
+    def app(self) -> RouteService:
+        return self.runtime.service
+
+    @property
+    def server(self) -> Server:
+        return self.runtime.server
+
+    @property
+    def prober(self) -> Prober:
+        return self.runtime.prober
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -93,7 +113,7 @@ class Standalone:
         log.info("loaded %s: %d providers, %d policies, %d secrets", self.path,
                  len(manifests.providers), len(manifests.policies), len(manifests.secrets))
         log.debug("initial load: %s", result.summary())
-        await self.server.start()
+        await self.runtime.start()
         try:
             self.prober.start()
             if self.watch:
@@ -120,8 +140,7 @@ class Standalone:
                 watcher.cancel()
                 with contextlib.suppress(BaseException):
                     await watcher
-        await self.prober.stop()
-        await self.server.stop()
+        await self.runtime.stop()
         log.info("standalone router stopped")
 
     async def __aenter__(self) -> Standalone:
@@ -173,7 +192,7 @@ class Standalone:
             kind, _, qualified = entry.partition(" ")
             if kind == "LLMProvider":
                 namespace, _, name = qualified.partition("/")
-                self.metrics.forget_provider(namespace, name)
+                self.runtime.forget_provider(namespace, name)
         self.prober.sync()
         self.prober.refresh(_credential_changes(previous, manifests))
         return result
@@ -248,7 +267,8 @@ async def serve_until_signalled(manifests: str | os.PathLike[str], host: str = D
                                 on_ready: Callable[[Standalone], None] | None = None,
                                 lease_ttl: float = DEFAULT_LEASE_TTL) -> int:
     """Serve until SIGTERM or SIGINT; returns the process exit code."""
-    standalone = Standalone(manifests, host=host, port=port, watch=watch, lease_ttl=lease_ttl)
+    standalone = Standalone(manifests, RuntimeSettings(host=host, port=port, lease_ttl=lease_ttl),
+                            watch=watch)
     try:
         await standalone.start()
     except ManifestError as error:

@@ -15,6 +15,7 @@ import yaml
 
 from provider_router.cli import DEFAULT_LEASE_TTL, build_parser, main
 from provider_router.engine import DEFAULT_LEASE_TTL as ENGINE_LEASE_TTL
+from provider_router.runtime import RuntimeSettings
 from standalone.router_harness import Env
 
 
@@ -79,16 +80,18 @@ def test_operator_passes_its_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POD_NAMESPACE", "router-system")
     assert main(["operator", "-A", "--leader-elect", "--lease-ttl", "600"]) == 0
     common = {"leader_lease": "provider-router-leader", "liveness_port": 8081,
-              "leader_elect": False, "lease_ttl_seconds": 120.0}
+              "leader_elect": False}
+    listen = RuntimeSettings(host="0.0.0.0")
     assert calls == [
-        {**common, "namespaces": ["a", "b"], "all_namespaces": False, "route_port": 9000,
-         "kubeconfig": "/k", "leader_namespace": "a"},
-        {**common, "namespaces": [], "all_namespaces": True, "route_port": 8080,
+        {**common, "namespaces": ["a", "b"], "all_namespaces": False,
+         "runtime": listen.with_changes(port=9000), "kubeconfig": "/k",
+         "leader_namespace": "a"},
+        {**common, "namespaces": [], "all_namespaces": True, "runtime": listen,
          "kubeconfig": None, "leader_elect": True, "leader_lease": "r-leader",
          "liveness_port": None, "leader_namespace": "default"},
-        {**common, "namespaces": [], "all_namespaces": True, "route_port": 8080,
-         "kubeconfig": None, "leader_elect": True, "leader_namespace": "router-system",
-         "lease_ttl_seconds": 600.0}]
+        {**common, "namespaces": [], "all_namespaces": True,
+         "runtime": listen.with_changes(lease_ttl=600.0), "kubeconfig": None,
+         "leader_elect": True, "leader_namespace": "router-system"}]
 
 
 def test_operator_missing_exits_2(monkeypatch: pytest.MonkeyPatch,

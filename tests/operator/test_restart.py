@@ -26,7 +26,12 @@ def test_delete_while_down_and_restart_without_spurious_writes(
         k8s, kube, namespace, background, mock_providers) -> None:
     a, b = mock_providers(), mock_providers()
     first = start_operator(background, str(k8s.kubeconfig), namespace)
-    kube.apply(provider_doc("a", a.url), provider_doc("b", b.url), provider_doc("gone", a.url),
+    # Several failed probes in a row before a provider counts as down: on a loaded machine one
+    # slow probe is likely, and it would be a real status change, not a spurious write.
+    steady = {"intervalSeconds": 1, "timeoutSeconds": 1, "failureThreshold": 5}
+    kube.apply(provider_doc("a", a.url, healthCheck=steady),
+               provider_doc("b", b.url, healthCheck=steady),
+               provider_doc("gone", a.url, healthCheck=steady),
                policy_doc("main", default=True))
     kube.run("wait", "--for=condition=Ready", "llmp/a", "llmp/b", "llmp/gone", "rpol/main",
              "--timeout=30s")

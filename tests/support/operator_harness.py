@@ -16,6 +16,7 @@ import yaml
 from aiohttp import web
 
 from provider_router.operator import Operator, OperatorOptions
+from provider_router.runtime import RuntimeSettings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -162,7 +163,7 @@ def start_operator(background: BackgroundLoop, kubeconfig: str, namespace: str,
 
     async def start() -> tuple[Operator, asyncio.Task[None]]:
         operator = Operator(OperatorOptions(
-            namespaces=[namespace], route_host="127.0.0.1", route_port=0, liveness_port=None,
+            namespaces=[namespace], runtime=RuntimeSettings(port=0), liveness_port=None,
             kubeconfig=kubeconfig, **options))
         task = asyncio.get_running_loop().create_task(operator.run())
         while not operator.server.running and not task.done():

@@ -6,9 +6,10 @@ workload gets failover, circuit breaking, 429 back-off and spend tracking by wra
 provider call in one ``with`` block.
 """
 
+from provider_router._defaults import DEFAULT_URL
 from provider_router.client._async import AsyncCall, AsyncRouterClient
 from provider_router.client._classify import Classified, classify, parse_retry_after
-from provider_router.client._common import DEFAULT_URL, URL_ENV
+from provider_router.client._common import URL_ENV
 from provider_router.client._errors import (
     BadRequestError,
     NoProviderAvailableError,

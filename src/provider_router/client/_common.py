@@ -20,7 +20,8 @@ from provider_router.client._types import Outcome, Route, RouteProvider
 
 log = logging.getLogger("provider_router.client")
 
-DEFAULT_URL = "http://127.0.0.1:8080"
+from provider_router._defaults import DEFAULT_URL  # noqa: E402  (after the logger, on purpose)
+
 URL_ENV = "PROVIDER_ROUTER_URL"
 
 

@@ -5,6 +5,7 @@ kept current as things change, and learns from probe results and reported outcom
 from an injected clock, so every behaviour can be tested without sleeping.
 """
 
+from provider_router._defaults import DEFAULT_LEASE_TTL
 from provider_router.engine._availability import Availability, PolicyAvailability
 from provider_router.engine._decision import (
     Candidate,
@@ -31,7 +32,7 @@ from provider_router.engine._state import (
     Target,
     api_base_for,
 )
-from provider_router.engine._table import DEFAULT_LEASE_TTL, Clock, RoutingTable
+from provider_router.engine._table import Clock, RoutingTable
 
 __all__ = [
     "DEFAULT_LEASE_TTL",

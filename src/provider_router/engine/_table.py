@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from provider_router._defaults import DEFAULT_LEASE_TTL
 from provider_router.api import CircuitState, LLMProviderSpec, RoutingPolicySpec, Strategy
 from provider_router.engine._availability import (
     Availability,
@@ -49,7 +50,6 @@ from provider_router.engine._state import Health, ProviderKey, ProviderState
 
 Clock = Callable[[], float]
 
-DEFAULT_LEASE_TTL = 120.0
 MAX_EXPIRED_REMEMBERED = 20_000
 """Expired leases whose late reports still count: minutes of long calls at any sane rate."""
 DEFAULT_MAX_LEASES = 200_000

@@ -19,14 +19,16 @@ from typing import Any
 
 import kopf
 
-from provider_router.engine import DEFAULT_LEASE_TTL, ProbeResult, RoutingTable
-from provider_router.health import Prober
+from provider_router._defaults import DEFAULT_LIVENESS_PORT, DEFAULT_OPERATOR_HOST
+from provider_router.api import SecretKeyRef
+from provider_router.engine import ProbeResult
 from provider_router.operator._handlers import build_registry, operator_settings
 from provider_router.operator._kube import KubeClient, load_api_client
 from provider_router.operator._leader import Leadership, LeaseElection
 from provider_router.operator._reconciler import Reconciler
 from provider_router.operator._status_writer import StatusWriter
-from provider_router.service import RouteService, Server, ServiceMetrics, tune_gc
+from provider_router.runtime import Runtime, RuntimeSettings
+from provider_router.service import tune_gc
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +37,10 @@ log = logging.getLogger(__name__)
 class OperatorOptions:
     namespaces: list[str] = field(default_factory=list)
     all_namespaces: bool = False
-    route_host: str = "0.0.0.0"
-    route_port: int = 8080
-    liveness_port: int | None = 8081
+    runtime: RuntimeSettings = field(
+        default_factory=lambda: RuntimeSettings(host=DEFAULT_OPERATOR_HOST))
+    """The route API, probes and leases: what the operator shares with standalone mode."""
+    liveness_port: int | None = DEFAULT_LIVENESS_PORT
     kubeconfig: str | None = None
     leader_elect: bool = False
     leader_namespace: str = "default"
@@ -45,8 +48,6 @@ class OperatorOptions:
     status_hold_seconds: float = 5.0
     status_interval_seconds: float = 1.0
     staleness_check_seconds: float = 10.0
-    probe_concurrency: int = 32
-    lease_ttl_seconds: float = DEFAULT_LEASE_TTL
     tune_gc: bool = False
     """Freeze the start-up heap out of GC (see ``tune_gc``): for the process entry point."""
 
@@ -58,8 +59,10 @@ class Operator:
         self.options = options
         self.api_client = load_api_client(options.kubeconfig)
         self.kube = KubeClient(self.api_client)
-        self.table = RoutingTable(lease_ttl=options.lease_ttl_seconds)
-        self.metrics = ServiceMetrics()
+        self.runtime = Runtime(options.runtime, credential_for=self._credential_for,
+                               readiness=self.readiness, on_probe=self._probed)
+        self.table = self.runtime.table
+        self.metrics = self.runtime.metrics
         self.reconciler = Reconciler(self.table, self.kube)
         self.leadership: Leadership = (
             LeaseElection(self.api_client, options.leader_namespace, options.leader_lease)
@@ -67,10 +70,9 @@ class Operator:
         self.writer = StatusWriter(self.reconciler, self.kube,
                                    hold=options.status_hold_seconds,
                                    is_leader=self.leadership.is_leader)
-        self.prober = Prober(self.table, credential_for=self.reconciler.credential_for,
-                             on_result=self._probed, concurrency=options.probe_concurrency)
-        self.service = RouteService(self.table, readiness=self.readiness, metrics=self.metrics)
-        self.server = Server(self.service, options.route_host, options.route_port)
+        self.prober = self.runtime.prober
+        self.service = self.runtime.service
+        self.server = self.runtime.server
         self.stale_since: float | None = None
         self._stop = asyncio.Event()
         self._probing = False
@@ -86,13 +88,15 @@ class Operator:
         # A stale table still routes: only the initial sync gates readiness.
         return self.reconciler.synced(), details
 
+    def _credential_for(self, namespace: str, ref: SecretKeyRef) -> str | None:
+        return self.reconciler.credential_for(namespace, ref)
+
     def _changed(self) -> None:
         if self._probing:
             self.prober.sync()
         self.writer.wake()
 
     def _probed(self, namespace: str, name: str, result: ProbeResult) -> None:
-        self.metrics.observe_probe(namespace, name, result)
         self.writer.wake()
 
     def _namespaces(self) -> list[str] | None:
@@ -105,7 +109,7 @@ class Operator:
         self._stop.set()
 
     async def run(self) -> None:
-        await self.server.start()
+        await self.runtime.start()
         registry = build_registry(self.reconciler, self.api_client, self._changed)
         kopf_stop: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         namespaces = self._namespaces()
@@ -138,10 +142,9 @@ class Operator:
             for task in [*tasks, stopper, sync]:
                 task.cancel()
             await asyncio.gather(*tasks, stopper, sync, return_exceptions=True)
-            await self.prober.stop()
             if isinstance(self.leadership, LeaseElection):
                 self.leadership.stop()
-            await self.server.stop()
+            await self.runtime.stop()
             await asyncio.to_thread(self.api_client.close)
 
     async def _initial_sync(self) -> None:
@@ -202,11 +205,12 @@ async def run_operator(options: OperatorOptions) -> None:
 
 
 def run(*, namespaces: list[str] | None = None, all_namespaces: bool = False,
-        route_port: int = 8080, kubeconfig: str | None = None, **extra: Any) -> None:
+        runtime: RuntimeSettings | None = None, kubeconfig: str | None = None,
+        **extra: Any) -> None:
     """Entry point of ``provider-router operator``."""
     options = OperatorOptions(namespaces=list(namespaces or []), all_namespaces=all_namespaces,
-                              route_port=route_port, kubeconfig=kubeconfig, tune_gc=True,
-                              **extra)
+                              runtime=runtime or RuntimeSettings(host=DEFAULT_OPERATOR_HOST),
+                              kubeconfig=kubeconfig, tune_gc=True, **extra)
     try:
         import uvloop
 

@@ -1,0 +1,28 @@
+"""Every default the router's modes share, in one place.
+
+The CLI, standalone mode, the operator, the engine and the client library all read these, so
+that a default changes once and the modes cannot drift apart. Nothing here imports anything:
+it sits below every layer, the engine included.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+DEFAULT_HOST: Final = "127.0.0.1"
+"""Where ``serve`` and the demo listen: loopback, until told otherwise."""
+DEFAULT_OPERATOR_HOST: Final = "0.0.0.0"
+"""Where the operator listens: in a Pod, the Service must reach it."""
+DEFAULT_PORT: Final = 8080
+DEFAULT_URL: Final = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
+"""Where the client library and CLI look for the router by default."""
+DEFAULT_LIVENESS_PORT: Final = 8081
+
+DEFAULT_LEASE_TTL: Final = 120.0
+"""Seconds a route's lease holds its provider's slot if never reported: longer than most
+LLM calls, short enough that a crashed workload's leases come back soon."""
+
+DEFAULT_PROBE_CONCURRENCY: Final = 32
+DEFAULT_PROBE_INITIAL_DELAY: Final = 1.0
+"""A probe loop's first probe comes after a random delay of up to this, so that a large table
+does not probe everything at once on start."""

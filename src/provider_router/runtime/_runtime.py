@@ -1,0 +1,57 @@
+"""``Runtime``: the routing table, metrics, route API, server and prober, wired once.
+
+Both modes build one: standalone mode fills its table from manifest files, the operator from
+the API server, and each hands in how credentials are looked up and when it is ready. Every
+other part, and how the parts are joined, is the same in both.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from provider_router.api import SecretKeyRef
+from provider_router.engine import ProbeResult, RoutingTable
+from provider_router.health import Prober
+from provider_router.runtime._settings import RuntimeSettings
+from provider_router.service import Access, Readiness, RouteService, Server, ServiceMetrics
+
+log = logging.getLogger(__name__)
+
+CredentialLookup = Callable[[str, SecretKeyRef], str | None]
+ProbeHook = Callable[[str, str, ProbeResult], None]
+
+
+class Runtime:
+    """The shared parts of a running router. ``start()`` serves; ``stop()`` stops probing and
+    serving (requests in progress finish)."""
+
+    def __init__(self, settings: RuntimeSettings, *, credential_for: CredentialLookup,
+                 readiness: Readiness, on_probe: ProbeHook | None = None,
+                 table: RoutingTable | None = None, access: Access | None = None) -> None:
+        self.settings = settings
+        self.table = table if table is not None else RoutingTable(lease_ttl=settings.lease_ttl)
+        self.metrics = ServiceMetrics()
+        self.service = RouteService(self.table, readiness=readiness, metrics=self.metrics,
+                                    access=access)
+        self.server = Server(self.service, settings.host, settings.port)
+        self._on_probe = on_probe
+        self.prober = Prober(self.table, credential_for=credential_for, on_result=self._probed,
+                             concurrency=settings.probe_concurrency,
+                             initial_delay=settings.probe_initial_delay)
+
+    def _probed(self, namespace: str, name: str, result: ProbeResult) -> None:
+        self.metrics.observe_probe(namespace, name, result)
+        if self._on_probe is not None:
+            self._on_probe(namespace, name, result)
+
+    def forget_provider(self, namespace: str, name: str) -> None:
+        """A provider left the table: drop what is kept about it outside the engine."""
+        self.metrics.forget_provider(namespace, name)
+
+    async def start(self) -> None:
+        await self.server.start()
+
+    async def stop(self) -> None:
+        await self.prober.stop()
+        await self.server.stop()

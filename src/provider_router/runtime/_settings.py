@@ -1,0 +1,42 @@
+"""The settings both modes share, with their defaults from ``_defaults``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from provider_router._defaults import (
+    DEFAULT_HOST,
+    DEFAULT_LEASE_TTL,
+    DEFAULT_PORT,
+    DEFAULT_PROBE_CONCURRENCY,
+    DEFAULT_PROBE_INITIAL_DELAY,
+)
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """What standalone mode and the operator both need to run the route API and probes."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    """0: any free port (the bound one is ``Runtime.server.port``)."""
+    lease_ttl: float = DEFAULT_LEASE_TTL
+    probe_concurrency: int = DEFAULT_PROBE_CONCURRENCY
+    probe_initial_delay: float = DEFAULT_PROBE_INITIAL_DELAY
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be 0-65535, not {self.port}")
+        if self.lease_ttl <= 0:
+            raise ValueError(f"lease_ttl must be positive, not {self.lease_ttl}")
+        if self.probe_concurrency < 1:
+            raise ValueError(f"probe_concurrency must be at least 1, not "
+                             f"{self.probe_concurrency}")
+        if self.probe_initial_delay < 0:
+            raise ValueError("probe_initial_delay must not be negative")
+
+    def with_changes(self, **changes: Any) -> RuntimeSettings:
+        """A copy with ``changes`` applied; None values are ignored (not given)."""
+        given = {k: v for k, v in changes.items() if v is not None}
+        return replace(self, **given) if given else self
