@@ -16,7 +16,7 @@ from provider_router.engine import (
     UnknownLease,
     UnknownPolicy,
 )
-from provider_router.engine._table import MAX_EXPIRED_REMEMBERED
+from provider_router.engine._leases import MAX_EXPIRED_REMEMBERED
 from support.engine import FakeClock, pick, policy, provider
 
 
@@ -368,7 +368,7 @@ def test_reported_leases_do_not_pile_up_until_their_ttl(
         table.report(Outcome(OutcomeKind.SUCCESS, lease_id=lease))
         clock.advance(0.001)
     assert table.in_flight_leases() == 1
-    assert len(table._lease_queue) <= 2 * 1 + 1024
+    assert table._leases.queued <= 2 * 1 + 1024
     clock.advance(60)  # the stuck lease still expires on time
     assert table.in_flight_leases() == 0
     assert table.provider("ns", "a").in_flight == 0
