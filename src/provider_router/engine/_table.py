@@ -114,7 +114,7 @@ class RoutingTable:
             if was or now_selected:
                 self._index.drop_policy(policy)
         self._configure_breaker(state)
-        self._touch(state, self.clock())
+        self._index.touch(state, self.clock())
         return True
 
     def remove_provider(self, namespace: str, name: str) -> bool:
@@ -243,7 +243,7 @@ class RoutingTable:
         if primary.route_sensitive or (lease_id is not None and primary.breaker.trial):
             # Only limits, load-ranked pools and a circuit trial change with a route; skipping
             # the recomputation otherwise halves the cost of a decision.
-            self._touch(primary, now)
+            self._index.touch(primary, now)
         return RouteDecision(
             target=targets[slots[0]], fallbacks=fallbacks, policy=policy.key[1],
             namespace=policy.key[0], strategy=entry.strategy, lease_id=lease_id, sticky=sticky,
@@ -387,7 +387,7 @@ class RoutingTable:
     def _conclude(self, state: ProviderState, policy: PolicyState | None, outcome: Outcome,
                   now: float, released: bool) -> ReportResult:
         cost = apply_outcome(state, policy, outcome, now)
-        self._touch(state, now)
+        self._index.touch(state, now)
         return ReportResult(state.key[1], state.key[0], released,
                             state.breaker.state(now).value, cost)
 
@@ -421,7 +421,7 @@ class RoutingTable:
                     state.breaker.record_failure(now)
                 if state.probe_failures >= check.failure_threshold:
                     state.health, state.health_message = Health.UNHEALTHY, result.message
-        self._touch(state, now)
+        self._index.touch(state, now)
         return state
 
     def restore_health(self, namespace: str, name: str, health: Health, reason: str = "",
@@ -433,7 +433,7 @@ class RoutingTable:
         if not state.spec.health_check.enabled or state.health is health:
             return
         state.health, state.health_reason, state.health_message = health, reason, message
-        self._touch(state, now)
+        self._index.touch(state, now)
 
     def set_metrics(self, namespace: str, name: str, *, avg_latency_ms: float | None = None,
                     error_rate: float | None = None, load: float | None = None) -> None:
@@ -446,7 +446,7 @@ class RoutingTable:
             state.error_rate = error_rate
         if load is not None:
             state.external_load = load
-        self._touch(state, now)
+        self._index.touch(state, now)
 
     def in_flight_leases(self) -> int:
         self._advance(self.clock())
@@ -458,7 +458,7 @@ class RoutingTable:
         for key in self._index.due(now):
             state = self._providers.get(key)
             if state is not None:
-                self._touch(state, now)
+                self._index.touch(state, now)
         for lease in self._leases.due(now):
             self._expired_lease(lease, now)
 
@@ -468,12 +468,9 @@ class RoutingTable:
         if state is not None:
             if lease.trial:
                 state.breaker.end_trial(lease.lease_id)
-                self._touch(state, now)
+                self._index.touch(state, now)
             elif state.route_sensitive:  # else a lease's end changes nothing ranked
-                self._touch(state, now)
-
-    def _touch(self, state: ProviderState, now: float) -> None:
-        self._index.touch(state, now)
+                self._index.touch(state, now)
 
     def _namespace_policies(self, namespace: str) -> list[PolicyState]:
         return [self._policies[k] for k in self._policies_in.get(namespace, ())]
