@@ -20,7 +20,20 @@ from provider_router.engine._decision import (
     UnknownPolicy,
     UnknownProvider,
 )
+from provider_router.engine._load import (
+    MAX_DISCOVERED_MODELS,
+    LiveLoad,
+    LoadSample,
+    load_view,
+    normalise_models,
+)
 from provider_router.engine._policy import PolicyState
+from provider_router.engine._ratelimit import (
+    HEADER_PREFIXES,
+    MAX_RESET_SECONDS,
+    RateLimitInfo,
+    parse_rate_limit_headers,
+)
 from provider_router.engine._reasons import Block, reasons
 from provider_router.engine._state import (
     Health,
@@ -34,10 +47,15 @@ from provider_router.engine._table import DEFAULT_LEASE_TTL, Clock, RoutingTable
 
 __all__ = [
     "DEFAULT_LEASE_TTL",
+    "HEADER_PREFIXES",
+    "MAX_DISCOVERED_MODELS",
+    "MAX_RESET_SECONDS",
     "Block",
     "Candidate",
     "Clock",
     "Health",
+    "LiveLoad",
+    "LoadSample",
     "NoProviderAvailable",
     "Outcome",
     "OutcomeKind",
@@ -46,6 +64,7 @@ __all__ = [
     "ProviderKey",
     "ProviderState",
     "ProviderView",
+    "RateLimitInfo",
     "ReportResult",
     "Role",
     "RouteDecision",
@@ -57,5 +76,8 @@ __all__ = [
     "UnknownPolicy",
     "UnknownProvider",
     "api_base_for",
+    "load_view",
+    "normalise_models",
+    "parse_rate_limit_headers",
     "reasons",
 ]

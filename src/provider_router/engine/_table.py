@@ -32,7 +32,9 @@ from provider_router.engine._decision import (
     UnknownPolicy,
     UnknownProvider,
 )
+from provider_router.engine._load import LiveLoad, LoadSample, load_detail, normalise_models
 from provider_router.engine._policy import MAX_POOLS_PER_POLICY, PolicyState, PoolEntry
+from provider_router.engine._ratelimit import RateLimitInfo
 from provider_router.engine._reasons import (
     MISSING_CAPABILITY,
     MODEL_NOT_SERVED,
@@ -353,8 +355,10 @@ class RoutingTable:
                 out.append(Candidate(key[1], key[0], Role.EXCLUDED, tuple(reasons(blocks)),
                                      self._detail(state, blocks, now)))
             else:
+                figures = load_detail(state, now) if entry.load_ranked else ""
                 out.append(Candidate(key[1], key[0], roles.get(slot, Role.STANDBY), (),
-                                     f"ranked by {entry.strategy.value}"))
+                                     f"ranked by {entry.strategy.value}"
+                                     + (f": {figures}" if figures else "")))
         return tuple(out)
 
     def _exclusion_counts(self, entry: PoolEntry, capabilities: frozenset[str]) -> dict[str, int]:
@@ -507,6 +511,8 @@ class RoutingTable:
             state.breaker.record_failure(now)
             code = f" (HTTP {outcome.status_code})" if outcome.status_code else ""
             state.last_error = f"{kind.value}{code} reported by a workload"
+        if outcome.rate_limit is not None:
+            self._live(state).record_rate(outcome.rate_limit, now, state.routed)
         return self._record_spend(state, state.prices, policy, outcome, now)
 
     @staticmethod
@@ -542,6 +548,8 @@ class RoutingTable:
                 state.health, state.health_message = Health.HEALTHY, result.message
             if state.breaker.state(now) is not CircuitState.OPEN:
                 state.breaker.record_success()
+            if result.models is not None:
+                self._set_discovered(state, normalise_models(result.models))
         else:
             state.probe_successes = 0
             state.probe_failures += 1
@@ -582,6 +590,56 @@ class RoutingTable:
         if load is not None:
             state.external_load = load
         self._touch(state, now)
+
+    # -- what providers say about themselves ------------------------------------------------
+
+    def record_load(self, namespace: str, name: str, sample: LoadSample) -> bool:
+        """Take a scrape of the provider's own load; True if its ``Saturated`` flipped.
+
+        Fresh figures rank it under LeastLoaded and Capability until two of its
+        ``loadMetrics`` intervals have passed without another sample."""
+        now = self.clock()
+        self._advance(now)
+        state = self.provider(namespace, name)
+        interval = float(state.spec.load_metrics.interval_seconds)
+        flipped = self._live(state).record_sample(sample, now, interval, state.routed)
+        self._touch(state, now)
+        return flipped
+
+    def record_rate_limit(self, namespace: str, name: str, info: RateLimitInfo) -> None:
+        """Take what a provider's answer said about its limits (``parse_rate_limit_headers``).
+
+        Stated zero requests left excludes it (``ProviderRequestsExhausted``) until the stated
+        reset; while the statement holds, Capability ranks by it instead of our own count."""
+        now = self.clock()
+        self._advance(now)
+        state = self.provider(namespace, name)
+        self._live(state).record_rate(info, now, state.routed)
+        self._touch(state, now)
+
+    def record_models(self, namespace: str, name: str, models: tuple[str, ...]) -> bool:
+        """Adopt the models a provider listed (a probe's answer, or the status a previous run
+        wrote); True if they changed. A provider whose spec lists none serves these."""
+        state = self.provider(namespace, name)
+        return self._set_discovered(state, normalise_models(models))
+
+    def _set_discovered(self, state: ProviderState, models: tuple[str, ...]) -> bool:
+        if models == state.discovered_models:
+            return False
+        served = state.models
+        state.set_discovered_models(models)
+        if state.models != served:
+            # Which pools it belongs to depends on what it serves: rebuild them.
+            self.version += 1
+            for policy in self.policies_selecting(state.key):
+                self._drop_entries(policy)
+        return True
+
+    @staticmethod
+    def _live(state: ProviderState) -> LiveLoad:
+        if state.live is None:
+            state.live = LiveLoad()
+        return state.live
 
     def in_flight_leases(self) -> int:
         self._advance(self.clock())
