@@ -17,6 +17,7 @@ target.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 from urllib.parse import parse_qsl
@@ -351,7 +352,8 @@ class RouteService:
             outcome=report.outcome, lease_id=report.lease_id, provider=report.provider,
             namespace=report.namespace, policy=report.policy, latency_ms=report.latency_ms,
             status_code=report.status_code, retry_after_seconds=report.retry_after_seconds,
-            input_tokens=report.input_tokens, output_tokens=report.output_tokens)
+            input_tokens=report.input_tokens, output_tokens=report.output_tokens,
+            rate_limit=report.stated_limits(time.time()))
         try:
             result = self.table.report(outcome)
         except UnknownLease as error:
