@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from provider_router.api import LLMProviderSpec, RoutingPolicySpec
-from provider_router.client import AsyncRouterClient, rate_limit_headers
+from provider_router.client import AsyncCall, AsyncRouterClient, rate_limit_headers
 from provider_router.engine import (
     MAX_RESET_SECONDS,
     RateLimitInfo,
@@ -121,14 +121,19 @@ async def test_an_sdk_429_with_remaining_zero_excludes_until_the_reset(
     table.upsert_policy("ns", "p", RoutingPolicySpec.model_validate(
         {"strategy": "Priority", "default": True, "failover": {"cooldownSeconds": 1}}))
     _, client = router
-    with pytest.raises(openai.RateLimitError):
+
+    async def ask() -> AsyncCall:
         async with client.call() as call:
             assert call.provider.name == "limited"
             sdk = openai.AsyncOpenAI(base_url=call.provider.api_base, api_key="sk-test",
                                      max_retries=0, timeout=10.0)
             await sdk.chat.completions.create(model="m", messages=[
                 {"role": "user", "content": "hi"}])
-    assert call.report_error is None
+        return call
+
+    with pytest.raises(openai.RateLimitError) as raised:
+        await ask()
+    assert raised.value.status_code == 429
     # The 429's own cooldown (no Retry-After: the policy's 1 s) ends long before the stated
     # reset; the stated reset keeps it out.
     clock.advance(2.0)
@@ -169,8 +174,10 @@ async def test_capability_uses_the_stated_headroom_of_a_successful_answer(
 
 def test_the_client_forwards_rate_limit_headers_only() -> None:
     class Response:
-        headers = {"X-RateLimit-Remaining-Requests": "4", "Authorization": "Bearer nope",
-                   "anthropic-ratelimit-tokens-reset": "2026-12-01T00:00:00Z"}
+        def __init__(self) -> None:
+            self.headers = {"X-RateLimit-Remaining-Requests": "4",
+                            "Authorization": "Bearer nope",
+                            "anthropic-ratelimit-tokens-reset": "2026-12-01T00:00:00Z"}
 
     class Wrapped(Exception):
         pass
