@@ -22,6 +22,9 @@ from provider_router.engine._decision import (
 )
 from provider_router.engine._load import (
     MAX_DISCOVERED_MODELS,
+    SATURATED_ENTER,
+    SATURATED_LEAVE,
+    SATURATION_SAMPLES,
     LiveLoad,
     LoadSample,
     load_view,
@@ -50,6 +53,9 @@ __all__ = [
     "HEADER_PREFIXES",
     "MAX_DISCOVERED_MODELS",
     "MAX_RESET_SECONDS",
+    "SATURATED_ENTER",
+    "SATURATED_LEAVE",
+    "SATURATION_SAMPLES",
     "Block",
     "Candidate",
     "Clock",

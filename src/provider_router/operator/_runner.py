@@ -19,7 +19,7 @@ from typing import Any
 
 import kopf
 
-from provider_router.engine import DEFAULT_LEASE_TTL, ProbeResult, RoutingTable
+from provider_router.engine import DEFAULT_LEASE_TTL, LoadSample, ProbeResult, RoutingTable
 from provider_router.health import Prober
 from provider_router.operator._handlers import build_registry, operator_settings
 from provider_router.operator._kube import KubeClient, load_api_client
@@ -68,7 +68,8 @@ class Operator:
                                    hold=options.status_hold_seconds,
                                    is_leader=self.leadership.is_leader)
         self.prober = Prober(self.table, credential_for=self.reconciler.credential_for,
-                             on_result=self._probed, concurrency=options.probe_concurrency)
+                             on_result=self._probed, concurrency=options.probe_concurrency,
+                             on_sample=self._sampled)
         self.service = RouteService(self.table, readiness=self.readiness, metrics=self.metrics)
         self.server = Server(self.service, options.route_host, options.route_port)
         self.stale_since: float | None = None
@@ -94,6 +95,10 @@ class Operator:
     def _probed(self, namespace: str, name: str, result: ProbeResult) -> None:
         self.metrics.observe_probe(namespace, name, result)
         self.writer.wake()
+
+    def _sampled(self, namespace: str, name: str, sample: LoadSample, flipped: bool) -> None:
+        if flipped:  # only a flip can change status; figures themselves are never written
+            self.writer.wake()
 
     def _namespaces(self) -> list[str] | None:
         return None if self.options.all_namespaces or not self.options.namespaces \
