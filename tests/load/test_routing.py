@@ -14,7 +14,13 @@ from typing import Any
 import pytest
 
 from provider_router.api import LLMProviderSpec, RoutingPolicySpec
-from provider_router.engine import RouteRequest, RoutingTable
+from provider_router.engine import (
+    Outcome,
+    OutcomeKind,
+    RouteRequest,
+    RoutingTable,
+    load_view,
+)
 from provider_router.health import Prober
 from support.engine import FakeClock
 
@@ -65,7 +71,7 @@ async def test_least_loaded_follows_the_providers_queue_not_our_leases(
     explained = table.explain(RouteRequest(namespace="ns"))
     detail = {c.name: c.detail for c in explained}
     assert "16 running + 14 waiting" in detail["busy"]
-    assert "1 running + 0 waiting + 20 routed since" in detail["idle"]
+    assert "1 running + 0 waiting + 20 routed - 0 reported since" in detail["idle"]
     # A new sample replaces the routes-since estimate with the server's own count.
     idle.running, busy.running, busy.waiting = 40, 2, 0
     await scrape(prober, "busy", "idle")
@@ -131,3 +137,26 @@ async def test_providers_without_figures_still_rank_by_leases(
     picks = [route(table) for _ in range(8)]
     assert picks[:3] == ["plain"] * 3
     assert set(picks[3:]) == {"plain", "scraped"}
+
+
+async def test_calls_reported_since_the_sample_leave_the_estimate(
+        start_app: StartApp, table: RoutingTable, prober: Prober) -> None:
+    server = FakeVllm(running=4, waiting=0)
+    table.upsert_provider("ns", "v", vllm(await start_app(server.app), maxConcurrent=10))
+    table.upsert_policy("ns", "p", RoutingPolicySpec.model_validate(
+        {"strategy": "LeastLoaded", "default": True}))
+    await scrape(prober, "v")
+    leases = [table.route(RouteRequest(namespace="ns")).lease_id for _ in range(3)]
+    assert load_of(table, "v") == pytest.approx((4 + 3) / 10)  # relative to maxConcurrent
+    for lease in leases[:2]:
+        table.report(Outcome(OutcomeKind.SUCCESS, lease_id=lease))
+    assert load_of(table, "v") == pytest.approx((4 + 3 - 2) / 10)
+
+
+def load_of(table: RoutingTable, name: str) -> float | None:
+    state = table.provider("ns", name)
+    view = load_view(state, table.clock())
+    assert view is not None
+    value = view["queueLoad"]
+    assert isinstance(value, float)
+    return value

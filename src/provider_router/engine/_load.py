@@ -62,8 +62,9 @@ class LoadSample:
 class LiveLoad:
     """One provider's self-reported figures and when they stop being believed."""
 
-    __slots__ = ("_streak", "exhausted_until", "rate", "rate_until", "routed_at_rate",
-                 "routed_at_sample", "sample", "sampled_at", "saturated", "stale_at")
+    __slots__ = ("_streak", "exhausted_until", "rate", "rate_until", "reported_at_sample",
+                 "routed_at_rate", "routed_at_sample", "sample", "sampled_at", "saturated",
+                 "stale_at")
 
     def __init__(self) -> None:
         self.sample: LoadSample | None = None
@@ -71,6 +72,8 @@ class LiveLoad:
         self.stale_at = 0.0
         self.routed_at_sample = 0
         """The provider's route count when sampled: routes since then add to its queue."""
+        self.reported_at_sample = 0
+        """Its count of reported outcomes when sampled: calls reported done since leave it."""
         self.saturated = False
         self._streak = 0
         self.rate: RateLimitInfo | None = None
@@ -81,11 +84,11 @@ class LiveLoad:
     # -- updates -----------------------------------------------------------------------------
 
     def record_sample(self, sample: LoadSample, now: float, interval: float,
-                      routed: int) -> bool:
+                      routed: int, reported: int) -> bool:
         """Take a new sample; True if ``saturated`` flipped."""
         self.sample, self.sampled_at = sample, now
         self.stale_at = now + STALE_AFTER_INTERVALS * interval
-        self.routed_at_sample = routed
+        self.routed_at_sample, self.reported_at_sample = routed, reported
         kv = sample.kv_cache_usage
         if kv is None:
             self._streak = 0
@@ -131,7 +134,12 @@ class LiveLoad:
 
 
 def queue_load(state: ProviderState, now: float) -> float | None:
-    """Fresh queue over capacity (running + waiting + our routes since), else None."""
+    """The provider's queue now, estimated, over its capacity; None without fresh figures.
+
+    The estimate is the sampled queue (running + waiting), plus the routes we sent since,
+    minus the calls reported finished since: between two scrapes it moves with every route
+    and report, as a lease count would, but from the provider's own figure, which also holds
+    the calls of clients that never report and of other routers."""
     live = state.live
     if live is None or not live.fresh(now):
         return None
@@ -139,8 +147,8 @@ def queue_load(state: ProviderState, now: float) -> float | None:
     queue = live.sample.queue
     if queue is None:
         return None
-    capacity = state.capacity
-    return (queue + (state.routed - live.routed_at_sample)) / capacity
+    moved = (state.routed - live.routed_at_sample) - (state.reported - live.reported_at_sample)
+    return max(queue + moved, 0.0) / state.capacity
 
 
 def effective_load(state: ProviderState, now: float) -> float:
@@ -230,7 +238,8 @@ def load_detail(state: ProviderState, now: float) -> str:
         sample = live.sample
         if sample.queue is not None:
             parts.append(f"queue {sample.running or 0:g} running + {sample.waiting or 0:g} "
-                         f"waiting + {state.routed - live.routed_at_sample} routed since")
+                         f"waiting + {state.routed - live.routed_at_sample} routed - "
+                         f"{state.reported - live.reported_at_sample} reported since")
         if sample.kv_cache_usage is not None:
             parts.append(f"kv cache {sample.kv_cache_usage:.0%}")
         parts.append(f"sampled {now - live.sampled_at:.1f}s ago")

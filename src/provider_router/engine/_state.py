@@ -99,6 +99,8 @@ class ProviderState:
         self.error_rate = 0.0
         self.spend_usd = 0.0
         self.routed = 0
+        self.reported = 0
+        """Outcomes reported, of every kind: with ``routed``, how many calls are still out."""
         self.outcomes: dict[str, int] = {}
         self.last_error: str | None = None
         self.blocks: int = Block.NONE
@@ -141,6 +143,7 @@ class ProviderState:
         self.requests, self.tokens = old.requests, old.tokens
         self.external_load, self.error_rate = old.external_load, old.error_rate
         self.spend_usd, self.routed, self.outcomes = old.spend_usd, old.routed, old.outcomes
+        self.reported = old.reported
         self.last_error = old.last_error
         self.live = old.live
         self.set_discovered_models(old.discovered_models)

@@ -495,6 +495,7 @@ class RoutingTable:
                        outcome: Outcome, now: float) -> float:
         kind = outcome.outcome
         state.outcomes[kind.value] = state.outcomes.get(kind.value, 0) + 1
+        state.reported += 1
         if kind is OutcomeKind.SUCCESS:
             state.breaker.record_success()
             if outcome.latency_ms is not None:
@@ -602,7 +603,8 @@ class RoutingTable:
         self._advance(now)
         state = self.provider(namespace, name)
         interval = float(state.spec.load_metrics.interval_seconds)
-        flipped = self._live(state).record_sample(sample, now, interval, state.routed)
+        flipped = self._live(state).record_sample(sample, now, interval, state.routed,
+                                                  state.reported)
         self._touch(state, now)
         return flipped
 
