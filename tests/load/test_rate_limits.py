@@ -7,11 +7,13 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
 from provider_router.api import LLMProviderSpec, RoutingPolicySpec
 from provider_router.client import AsyncCall, AsyncRouterClient, rate_limit_headers
+from provider_router.client._common import Requests
 from provider_router.engine import (
     MAX_RESET_SECONDS,
     RateLimitInfo,
@@ -189,3 +191,43 @@ def test_the_client_forwards_rate_limit_headers_only() -> None:
     assert rate_limit_headers(Response()) == expected
     assert rate_limit_headers(error) == expected
     assert rate_limit_headers({"content-type": "text/plain"}) is None
+
+
+async def test_report_fields_and_headers(table: RoutingTable, clock: FakeClock,
+                                         router: tuple[Server, AsyncRouterClient]) -> None:
+    for name in ("a", "b"):
+        table.upsert_provider("ns", name, openai_spec(f"http://{name}.test:1"))
+    table.upsert_policy("ns", "p", RoutingPolicySpec.model_validate({"default": True}))
+    server, _ = router
+    async with httpx.AsyncClient(base_url=server.url, timeout=10.0) as http:
+        # Figures as numbers; where headers give the same figure, the numbers win.
+        answer = await http.post("/v1/report", json={
+            "provider": "a", "namespace": "ns", "outcome": "success",
+            "rateLimit": {"remainingRequests": 0, "resetRequestsSeconds": 10},
+            "rateLimitHeaders": {"x-ratelimit-remaining-requests": "50",
+                                 "x-ratelimit-remaining-tokens": "9000",
+                                 "content-type": "application/json"}})
+        assert answer.status_code == 200, answer.text
+        live = table.provider("ns", "a").live
+        assert live is not None
+        assert live.rate == RateLimitInfo(remaining_requests=0, remaining_tokens=9000,
+                                          reset_requests_seconds=10.0)
+        assert table.provider("ns", "a").blocks  # excluded: ProviderRequestsExhausted
+        bad = await http.post("/v1/report", json={
+            "provider": "b", "namespace": "ns", "outcome": "success",
+            "rateLimit": {"remainingRequests": -1}})
+        assert bad.status_code == 400
+        assert bad.json()["error"]["details"]["field"] == "rateLimit.remainingRequests"
+    clock.advance(10.0)
+    assert {table.route(RouteRequest(namespace="ns", lease=False)).target.provider.name
+            for _ in range(4)} == {"a", "b"}  # the reset has passed
+
+
+def test_a_manual_report_takes_the_headers_of_an_httpx_response() -> None:
+    response = httpx.Response(200, headers={"x-ratelimit-remaining-requests": "3",
+                                            "x-ratelimit-reset-requests": "1s",
+                                            "set-cookie": "no"})
+    body = Requests("ns", None).report_body(None, "success", "a", None, None, None, None,
+                                            None, None, None, response)
+    assert body["rateLimitHeaders"] == {"x-ratelimit-remaining-requests": "3",
+                                        "x-ratelimit-reset-requests": "1s"}
