@@ -46,7 +46,7 @@ async def test_providers_show_live_state_and_never_credentials(api: Api) -> None
         "latencyMs": 40.0, "rpmUsed": 2.0, "rpmLimit": 100, "tpmUsed": 0.0, "tpmLimit": None,
         "spendUSD": 0.0, "routed": 1, "outcomes": {"error": 1}, "consecutiveFailures": 1,
         "lastError": "error (HTTP 500) reported by a workload", "lastProbeAt": None,
-        "retryAt": None, "retryInSeconds": None}
+        "retryAt": None, "retryInSeconds": None, "discoveredModels": [], "load": None}
     assert a["lastProbeAt"].endswith("Z")
     only_other = (await api.client.get("/v1/providers", params={"namespace": "other"})).json()
     assert [p["name"] for p in only_other["providers"]] == ["b"]

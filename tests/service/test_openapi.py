@@ -69,7 +69,7 @@ async def test_route_parameters_and_bodies_are_documented(api: Api) -> None:
     assert report_input["required"] == ["outcome"]
     assert set(report_input["properties"]) == {
         "leaseId", "provider", "namespace", "policy", "outcome", "latencyMs", "statusCode",
-        "retryAfterSeconds", "inputTokens", "outputTokens"}
+        "retryAfterSeconds", "inputTokens", "outputTokens", "rateLimit", "rateLimitHeaders"}
     assert {tuple(branch["required"]) for branch in report_input["anyOf"]} == {
         ("leaseId",), ("provider",)}
     error = document["components"]["schemas"]["ErrorBody"]

@@ -30,9 +30,11 @@ from provider_router.api.llmprovider import (
     LLMProvider,
     LLMProviderSpec,
     LLMProviderStatus,
+    LoadMetrics,
     Pricing,
     ProviderHealth,
     SecretKeyRef,
+    default_load_path,
     default_probe_path,
 )
 from provider_router.api.routingpolicy import (
@@ -69,6 +71,7 @@ __all__ = [
     "LLMProviderStatus",
     "LabelSelector",
     "LabelSelectorRequirement",
+    "LoadMetrics",
     "ObjectMeta",
     "Pricing",
     "PrinterColumn",
@@ -85,6 +88,7 @@ __all__ = [
     "UnsupportedSchemaError",
     "all_crds",
     "crd_for",
+    "default_load_path",
     "default_probe_path",
     "render_yaml",
     "write_crds",

@@ -125,6 +125,10 @@ KINDS: Mapping[type[KubeModel], KindInfo] = {
             _AGE,
             PrinterColumn("Base-URL", "string", ".spec.baseURL", "Root URL of the back-end.",
                           priority=1),
+            PrinterColumn("Saturated", "string",
+                          '.status.conditions[?(@.type=="Saturated")].status',
+                          "Whether its own load figures say it is full (loadMetrics only).",
+                          priority=1),
         )),
     RoutingPolicy: KindInfo(
         plural="routingpolicies", short_names=("rpol",), categories=_CATEGORIES,

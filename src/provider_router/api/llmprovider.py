@@ -87,6 +87,31 @@ class HealthCheck(KubeModel):
         return self
 
 
+_DEFAULT_LOAD_PATHS = {
+    ApiFormat.VLLM: "/metrics",
+    ApiFormat.OLLAMA: "/api/ps",
+}
+
+
+def default_load_path(api_format: ApiFormat) -> str | None:
+    """Where a format exports its live load, or None if it exports none we can read."""
+    return _DEFAULT_LOAD_PATHS.get(api_format)
+
+
+class LoadMetrics(KubeModel):
+    """Whether and how the operator reads the provider's own load (opt in).
+
+    vLLM exports its running and waiting requests and its KV-cache use in Prometheus text on
+    ``/metrics``; Ollama lists its loaded models on ``/api/ps``. ``path`` unset means the
+    ``apiFormat``'s default; other formats have none, so they need a ``path`` to a
+    vLLM-compatible export. Figures older than two intervals are ignored.
+    """
+
+    enabled: bool = False
+    path: Annotated[str, Field(pattern=r"^/[^\s]*$", max_length=2048)] | None = None
+    interval_seconds: Annotated[int, Field(ge=1, le=3600)] = 5
+
+
 class SecretKeyRef(KubeModel):
     """A key of a Secret in the provider's own namespace."""
 
@@ -119,6 +144,9 @@ class LLMProviderSpec(KubeModel):
     health_check: HealthCheck = Field(default_factory=HealthCheck)
     credentials_secret_ref: SecretKeyRef | None = None
     disabled: bool = False
+    load_metrics: LoadMetrics = Field(
+        default_factory=LoadMetrics,
+        description="Read the provider's own live load (vLLM /metrics, Ollama /api/ps).")
 
     @field_validator("capabilities", "models")
     @classmethod
@@ -150,6 +178,13 @@ class LLMProviderSpec(KubeModel):
     def probe_path(self) -> str:
         return self.health_check.path or default_probe_path(self.api_format)
 
+    @property
+    def load_path(self) -> str | None:
+        """The path scraped for live load, or None when this provider is not scraped."""
+        if not self.load_metrics.enabled or self.disabled:
+            return None
+        return self.load_metrics.path or default_load_path(self.api_format)
+
 
 class CircuitState(StrEnum):
     CLOSED = "Closed"
@@ -175,6 +210,10 @@ class LLMProviderStatus(KubeModel):
     observed_generation: Annotated[int, Field(ge=0)] | None = None
     conditions: list[Condition] = Field(default_factory=list, json_schema_extra=CONDITIONS_LIST)
     health: ProviderHealth | None = None
+    models: list[Annotated[str, Field(max_length=253)]] | None = Field(
+        default=None, max_length=256,
+        description="Models the provider listed when last probed, sorted; a provider whose "
+        "spec lists none serves these.")
 
 
 class LLMProvider(KubeModel):

@@ -76,6 +76,9 @@ class RoutingPolicySpec(KubeModel):
     budget: Budget | None = None
     sticky_sessions: StickySessions = Field(default_factory=StickySessions)
     default: bool = False
+    kv_cache_threshold: Annotated[float, Field(gt=0, le=1)] = Field(
+        default=0.9, description="KV-cache use (0-1) past which a provider with fresh load "
+        "figures ranks after those with room, under LeastLoaded and Capability.")
 
 
 class ProviderCounts(KubeModel):

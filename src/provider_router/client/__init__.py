@@ -8,7 +8,13 @@ provider call in one ``with`` block.
 
 from provider_router._defaults import DEFAULT_URL
 from provider_router.client._async import AsyncCall, AsyncRouterClient
-from provider_router.client._classify import Classified, classify, parse_retry_after
+from provider_router.client._classify import (
+    RATE_LIMIT_HEADER_PREFIXES,
+    Classified,
+    classify,
+    parse_retry_after,
+    rate_limit_headers,
+)
 from provider_router.client._common import URL_ENV
 from provider_router.client._errors import (
     BadRequestError,
@@ -22,6 +28,7 @@ from provider_router.client._types import Outcome, Route, RouteCandidate, RouteP
 
 __all__ = [
     "DEFAULT_URL",
+    "RATE_LIMIT_HEADER_PREFIXES",
     "URL_ENV",
     "AsyncCall",
     "AsyncRouterClient",
@@ -39,4 +46,5 @@ __all__ = [
     "RouterUnavailableError",
     "classify",
     "parse_retry_after",
+    "rate_limit_headers",
 ]

@@ -44,10 +44,11 @@ class AsyncRouterClient:
                      namespace: str | None = None, policy: str | None = None,
                      latency_ms: float | None = None, status_code: int | None = None,
                      retry_after_seconds: float | None = None, input_tokens: int | None = None,
-                     output_tokens: int | None = None) -> dict[str, Any]:
+                     output_tokens: int | None = None,
+                     response: Any = None) -> dict[str, Any]:
         body = self._requests.report_body(lease_id, outcome, provider, namespace, policy,
                                           latency_ms, status_code, retry_after_seconds,
-                                          input_tokens, output_tokens)
+                                          input_tokens, output_tokens, response)
         data = Requests.json_of(await self._send("POST", "/v1/report", json=body))
         return dict(data) if isinstance(data, Mapping) else {"result": data}
 

@@ -23,12 +23,50 @@ from provider_router.client._types import Outcome
 
 _TIMEOUT_STATUSES = frozenset({408, 504})
 
+RATE_LIMIT_HEADER_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-")
+"""The OpenAI and Anthropic rate-limit headers. Only these are forwarded to the router, which
+parses them (the client stays free of server code; the router has one parser for reports and
+proxied answers alike)."""
+MAX_FORWARDED_HEADERS = 32
+
 
 @dataclass(frozen=True, slots=True)
 class Classified:
     outcome: Outcome
     status_code: int | None = None
     retry_after_seconds: float | None = None
+    rate_limit_headers: dict[str, str] | None = None
+
+
+def rate_limit_headers(source: Any) -> dict[str, str] | None:
+    """The rate-limit headers of a provider's answer: ``source`` is a response (httpx,
+    requests, an SDK's raw response: anything with ``.headers``), a headers mapping, or an
+    exception carrying a response (an SDK's 429 error), whose ``__cause__`` chain is
+    followed. None if there are none."""
+    seen: set[int] = set()
+    current: Any = source
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, BaseException):
+            headers = _status_and_headers(current)[1]
+            found = _pick(headers) if headers is not None else None
+            if found:
+                return found
+            current = current.__cause__
+            continue
+        headers = current if isinstance(current, Mapping) else getattr(current, "headers", None)
+        return _pick(headers) if headers is not None else None
+    return None
+
+
+def _pick(headers: Any) -> dict[str, str] | None:
+    try:
+        items = list(headers.items())
+    except Exception:
+        return None
+    found = {str(k).lower(): str(v) for k, v in items
+             if str(k).lower().startswith(RATE_LIMIT_HEADER_PREFIXES)}
+    return dict(list(found.items())[:MAX_FORWARDED_HEADERS]) or None
 
 
 def parse_retry_after(headers: Mapping[str, str] | Any) -> float | None:
@@ -90,10 +128,13 @@ def classify(error: BaseException) -> Classified:
             if retry is None:
                 explicit = getattr(current, "retry_after", None)
                 retry = float(explicit) if isinstance(explicit, int | float) else None
-            return Classified(Outcome.RATE_LIMITED, 429, retry)
+            return Classified(Outcome.RATE_LIMITED, 429, retry, _pick(headers)
+                              if headers is not None else None)
         if _is_timeout(current) or status in _TIMEOUT_STATUSES:
             return Classified(Outcome.TIMEOUT, status)
         if status is not None and fallback is None:
-            fallback = Classified(Outcome.ERROR, status)
+            fallback = Classified(Outcome.ERROR, status,
+                                  rate_limit_headers=_pick(headers) if headers is not None
+                                  else None)
         current = current.__cause__
     return fallback or Classified(Outcome.ERROR)

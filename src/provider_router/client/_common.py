@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from provider_router.client._classify import classify
+from provider_router.client._classify import classify, rate_limit_headers
 from provider_router.client._errors import RouterError, error_from_response
 from provider_router.client._types import Outcome, Route, RouteProvider
 
@@ -70,7 +70,10 @@ class Requests:
     def report_body(self, lease_id: str | None, outcome: Outcome | str, provider: str | None,
                     namespace: str | None, policy: str | None, latency_ms: float | None,
                     status_code: int | None, retry_after_seconds: float | None,
-                    input_tokens: int | None, output_tokens: int | None) -> dict[str, Any]:
+                    input_tokens: int | None, output_tokens: int | None,
+                    response: Any = None) -> dict[str, Any]:
+        """The report's JSON body. ``response``: the provider's answer (or the SDK error
+        carrying it), whose rate-limit headers go along for the router to read."""
         if lease_id is None and provider is None:
             raise ValueError("report() needs a lease_id, or a provider (and its namespace)")
         body: dict[str, Any] = {"outcome": Outcome(outcome).value}
@@ -84,6 +87,7 @@ class Requests:
             "latencyMs": latency_ms, "statusCode": status_code,
             "retryAfterSeconds": retry_after_seconds,
             "inputTokens": input_tokens, "outputTokens": output_tokens,
+            "rateLimitHeaders": rate_limit_headers(response) if response is not None else None,
         }
         body.update({k: v for k, v in optional.items() if v is not None})
         return body
@@ -138,6 +142,13 @@ class CallBase:
         self.report_error: Exception | None = None
         """Why reporting failed, if it did (reporting never raises out of the block)."""
         self.elapsed_ms: float | None = None
+        self._response: Any = None
+
+    def observe(self, response: Any) -> None:
+        """Hand over the provider's answer (an httpx response, an SDK raw response: anything
+        with ``.headers``) so that its rate-limit headers are reported with the outcome. An
+        SDK error raised out of the block is read the same way without this."""
+        self._response = response
 
     @property
     def provider(self) -> RouteProvider:
@@ -197,6 +208,7 @@ class CallBase:
             "retry_after_seconds": retry,
             "input_tokens": self._input_tokens,
             "output_tokens": self._output_tokens,
+            "response": self._response if self._response is not None else error,
         }
 
     def _report_failed(self, error: Exception) -> None:

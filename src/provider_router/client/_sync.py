@@ -57,11 +57,16 @@ class RouterClient:
                policy: str | None = None, latency_ms: float | None = None,
                status_code: int | None = None, retry_after_seconds: float | None = None,
                input_tokens: int | None = None,
-               output_tokens: int | None = None) -> dict[str, Any]:
-        """Report a call's outcome, by lease (which releases it) or by provider and namespace."""
+               output_tokens: int | None = None,
+               response: Any = None) -> dict[str, Any]:
+        """Report a call's outcome, by lease (which releases it) or by provider and namespace.
+
+        ``response``: the provider's answer, or the SDK error that carried it (a 429); its
+        ``x-ratelimit-*`` / ``anthropic-ratelimit-*`` headers go along, so the router learns
+        the provider's own remaining requests and reset."""
         body = self._requests.report_body(lease_id, outcome, provider, namespace, policy,
                                           latency_ms, status_code, retry_after_seconds,
-                                          input_tokens, output_tokens)
+                                          input_tokens, output_tokens, response)
         data = Requests.json_of(self._send("POST", "/v1/report", json=body))
         return dict(data) if isinstance(data, Mapping) else {"result": data}
 

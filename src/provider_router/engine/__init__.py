@@ -22,7 +22,23 @@ from provider_router.engine._decision import (
     UnknownPolicy,
     UnknownProvider,
 )
+from provider_router.engine._load import (
+    MAX_DISCOVERED_MODELS,
+    SATURATED_ENTER,
+    SATURATED_LEAVE,
+    SATURATION_SAMPLES,
+    LiveLoad,
+    LoadSample,
+    load_view,
+    normalise_models,
+)
 from provider_router.engine._policy import PolicyState
+from provider_router.engine._ratelimit import (
+    HEADER_PREFIXES,
+    MAX_RESET_SECONDS,
+    RateLimitInfo,
+    parse_rate_limit_headers,
+)
 from provider_router.engine._reasons import Block, reasons
 from provider_router.engine._state import (
     Health,
@@ -36,11 +52,19 @@ from provider_router.engine._table import Clock, RoutingTable
 
 __all__ = [
     "DEFAULT_LEASE_TTL",
+    "HEADER_PREFIXES",
+    "MAX_DISCOVERED_MODELS",
+    "MAX_RESET_SECONDS",
+    "SATURATED_ENTER",
+    "SATURATED_LEAVE",
+    "SATURATION_SAMPLES",
     "Availability",
     "Block",
     "Candidate",
     "Clock",
     "Health",
+    "LiveLoad",
+    "LoadSample",
     "NoProviderAvailable",
     "Outcome",
     "OutcomeKind",
@@ -50,6 +74,7 @@ __all__ = [
     "ProviderKey",
     "ProviderState",
     "ProviderView",
+    "RateLimitInfo",
     "ReportResult",
     "Role",
     "RouteDecision",
@@ -61,5 +86,8 @@ __all__ = [
     "UnknownPolicy",
     "UnknownProvider",
     "api_base_for",
+    "load_view",
+    "normalise_models",
+    "parse_rate_limit_headers",
     "reasons",
 ]

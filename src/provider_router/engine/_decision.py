@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from provider_router.api import Strategy
+from provider_router.engine._ratelimit import RateLimitInfo
 from provider_router.engine._state import Target
 
 MAX_NAMED_IN_MESSAGE = 5
@@ -77,6 +78,8 @@ class Outcome:
     retry_after_seconds: float | None = None
     input_tokens: int = 0
     output_tokens: int = 0
+    rate_limit: RateLimitInfo | None = None
+    """What the provider's answer said about its limits (its rate-limit headers)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +100,8 @@ class ProbeResult:
     reason: str = "ProbeSucceeded"
     message: str = ""
     unauthorized: bool = False
+    models: tuple[str, ...] | None = None
+    """The models the probe answer listed; None if it listed none we could read."""
 
 
 class RoutingError(Exception):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from provider_router.engine._decision import Candidate, Role
+from provider_router.engine._load import load_detail
 from provider_router.engine._policy import PoolEntry
 from provider_router.engine._reasons import MISSING_CAPABILITY, MODEL_NOT_SERVED, Block, reasons
 from provider_router.engine._state import ProviderKey, ProviderState
@@ -34,8 +35,10 @@ def explain(providers: Mapping[ProviderKey, ProviderState], entry: PoolEntry,
             out.append(Candidate(key[1], key[0], Role.EXCLUDED, tuple(reasons(blocks)),
                                  describe_blocks(state, blocks, now)))
         else:
+            figures = load_detail(state, now) if entry.load_ranked else ""
             out.append(Candidate(key[1], key[0], roles.get(slot, Role.STANDBY), (),
-                                 f"ranked by {entry.strategy.value}"))
+                                 f"ranked by {entry.strategy.value}"
+                                 + (f": {figures}" if figures else "")))
     return tuple(out)
 
 def exclusion_counts(providers: Mapping[ProviderKey, ProviderState], entry: PoolEntry,

@@ -9,6 +9,7 @@ travel with the lease).
 from __future__ import annotations
 
 from provider_router.engine._decision import Outcome, OutcomeKind
+from provider_router.engine._load import live_load
 from provider_router.engine._policy import PolicyState
 from provider_router.engine._state import ProviderState
 
@@ -19,6 +20,7 @@ def apply_outcome(state: ProviderState, policy: PolicyState | None, outcome: Out
     Returns the call's cost."""
     kind = outcome.outcome
     state.outcomes[kind.value] = state.outcomes.get(kind.value, 0) + 1
+    state.reported += 1
     if kind is OutcomeKind.SUCCESS:
         state.breaker.record_success()
         if outcome.latency_ms is not None:
@@ -35,6 +37,8 @@ def apply_outcome(state: ProviderState, policy: PolicyState | None, outcome: Out
         state.breaker.record_failure(now)
         code = f" (HTTP {outcome.status_code})" if outcome.status_code else ""
         state.last_error = f"{kind.value}{code} reported by a workload"
+    if outcome.rate_limit is not None:
+        live_load(state).record_rate(outcome.rate_limit, now, state.routed)
     return record_spend(state, state.prices, policy, outcome, now)
 
 def record_spend(state: ProviderState | None, prices: tuple[float, float],

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 
 from provider_router.api import RoutingPolicySpec, Strategy
 from provider_router.engine._availability import ignored_blocks, policy_blocks
+from provider_router.engine._load import effective_load, headroom, kv_full
 from provider_router.engine._pools import Pool, Rank, RankedPool, WeightedPool
 from provider_router.engine._state import ProviderKey, ProviderState
 from provider_router.engine._sticky import Score, owner, score, seed_of
@@ -27,7 +28,7 @@ MAX_TRACKED_ADDITIONS = 4096
 MAX_NEWCOMERS_CHECKED = 64
 
 
-def _rank_fn(strategy: Strategy) -> Callable[[ProviderState, float], Rank]:
+def _rank_fn(strategy: Strategy, kv_threshold: float) -> Callable[[ProviderState, float], Rank]:
     match strategy:
         case Strategy.ROUND_ROBIN | Strategy.WEIGHTED:
             return lambda s, now: ()
@@ -38,9 +39,12 @@ def _rank_fn(strategy: Strategy) -> Callable[[ProviderState, float], Rank]:
         case Strategy.LATENCY:
             return lambda s, now: (round(s.latency_ms(), 1),)
         case Strategy.LEAST_LOADED:
-            return lambda s, now: (s.load(),)
+            # A nearly full KV cache ranks last; then the provider's own queue while its
+            # figures are fresh, our leases otherwise.
+            return lambda s, now: (kv_full(s, now, kv_threshold), effective_load(s, now))
         case Strategy.CAPABILITY:
-            return lambda s, now: (-round(s.headroom(now), 3), s.cost, s.load())
+            return lambda s, now: (kv_full(s, now, kv_threshold), -round(headroom(s, now), 3),
+                                   s.cost, effective_load(s, now))
 
 
 class PoolEntry:
@@ -63,7 +67,7 @@ class PoolEntry:
         # Near the budget, traffic moves to the cheapest providers whatever the strategy.
         self.strategy = Strategy.COST if throttled else policy.spec.strategy
         self.ignore: int = ignored_blocks(policy.spec)
-        self._rank = _rank_fn(self.strategy)
+        self._rank = _rank_fn(self.strategy, policy.spec.kv_cache_threshold)
         self.load_ranked = self.strategy in (Strategy.LEAST_LOADED, Strategy.CAPABILITY)
         """Whether a route to a member changes its rank here (load or headroom)."""
         self.pool: Pool = (WeightedPool(len(members), rng) if self.strategy is Strategy.WEIGHTED

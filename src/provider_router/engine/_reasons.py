@@ -23,6 +23,7 @@ class Block:
     RPM_EXHAUSTED: Final = 1 << 7
     TPM_EXHAUSTED: Final = 1 << 8
     OVER_BUDGET: Final = 1 << 9
+    REQUESTS_EXHAUSTED: Final = 1 << 10
 
 
 CIRCUIT_BLOCKS = Block.CIRCUIT_OPEN | Block.HALF_OPEN_TRIAL
@@ -38,6 +39,7 @@ _REASONS: dict[int, str] = {
     Block.RPM_EXHAUSTED: "RateLimitRPM",
     Block.TPM_EXHAUSTED: "RateLimitTPM",
     Block.OVER_BUDGET: "OverBudget",
+    Block.REQUESTS_EXHAUSTED: "ProviderRequestsExhausted",
 }
 
 MISSING_CAPABILITY = "MissingCapability"

@@ -14,6 +14,7 @@ from typing import Final
 
 from provider_router.api import ApiFormat, LLMProviderSpec
 from provider_router.engine._circuit import CircuitBreaker
+from provider_router.engine._load import LiveLoad
 from provider_router.engine._reasons import Block
 from provider_router.engine._windows import SlidingWindow
 
@@ -81,6 +82,9 @@ class ProviderState:
             api_base=api_base_for(spec.base_url), api_format=spec.api_format)
         self.capabilities = frozenset(spec.capabilities)
         self.models = frozenset(spec.models)
+        """Models it serves: the spec's list, else the ones it listed when probed."""
+        self.discovered_models: tuple[str, ...] = ()
+        self.capacity = float(spec.max_concurrent or DEFAULT_CAPACITY)
         self.cost = spec.nominal_cost_per1k
         self.prices = (spec.input_cost_per1k, spec.output_cost_per1k)
         """Per 1,000 input and output tokens."""
@@ -104,9 +108,13 @@ class ProviderState:
         self.error_rate = 0.0
         self.spend_usd = 0.0
         self.routed = 0
+        self.reported = 0
+        """Outcomes reported, of every kind: with ``routed``, how many calls are still out."""
         self.outcomes: dict[str, int] = {}
         self.last_error: str | None = None
         self.blocks: int = Block.NONE
+        self.live: LiveLoad | None = None
+        """What the provider said about itself (load, rate limits); None until it said any."""
         self._targets: dict[str | None, Target] = {}
         self._limited = (spec.max_concurrent is not None or spec.rate_limit_rpm is not None
                          or spec.rate_limit_tpm is not None)
@@ -156,7 +164,15 @@ class ProviderState:
         self.unleased = old.unleased
         self.external_load, self.error_rate = old.external_load, old.error_rate
         self.spend_usd, self.routed, self.outcomes = old.spend_usd, old.routed, old.outcomes
+        self.reported = old.reported
         self.last_error = old.last_error
+        self.live = old.live
+        self.set_discovered_models(old.discovered_models)
+
+    def set_discovered_models(self, models: tuple[str, ...]) -> None:
+        """Remember what the provider listed; it serves those only if its spec lists none."""
+        self.discovered_models = models
+        self.models = frozenset(self.spec.models or models)
 
     # -- derived figures ---------------------------------------------------------------------
 
@@ -178,6 +194,9 @@ class ProviderState:
                 blocks |= Block.HALF_OPEN_TRIAL
         if self.cooling_until is not None and now < self.cooling_until:
             blocks |= Block.COOLING_DOWN
+        live = self.live
+        if live is not None and live.exhausted_until is not None and now < live.exhausted_until:
+            blocks |= Block.REQUESTS_EXHAUSTED
         limit = spec.max_concurrent
         if limit is not None and self.in_flight >= limit:
             blocks |= Block.AT_CAPACITY
@@ -204,6 +223,10 @@ class ProviderState:
             expiry = self.tokens.next_expiry(now)
             if expiry is not None:
                 times.append(expiry)
+        if self.live is not None:
+            change = self.live.next_change(now)
+            if change is not None:
+                times.append(change)
         return min(times) if times else None
 
     def latency_ms(self) -> float:
@@ -217,8 +240,7 @@ class ProviderState:
         return DEFAULT_LATENCY_MS
 
     def load(self) -> float:
-        capacity = self.spec.max_concurrent or DEFAULT_CAPACITY
-        return max(self.in_flight / capacity, self.external_load)
+        return max(self.in_flight / self.capacity, self.external_load)
 
     def headroom(self, now: float) -> float:
         """The smaller of the RPM and TPM fractions left this minute; 1.0 with no limits."""
@@ -232,7 +254,8 @@ class ProviderState:
 
     def retry_at(self, now: float) -> float | None:
         """When a blocked provider may next be tried: the end of an open circuit or cooldown."""
-        candidates = [t for t in (self.breaker.open_until, self.cooling_until)
+        exhausted = self.live.exhausted_until if self.live is not None else None
+        candidates = [t for t in (self.breaker.open_until, self.cooling_until, exhausted)
                       if t is not None and t > now]
         return max(candidates) if candidates else None
 

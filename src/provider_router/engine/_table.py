@@ -38,8 +38,10 @@ from provider_router.engine._explain import exclusion_counts
 from provider_router.engine._explain import explain as explain_candidates
 from provider_router.engine._index import PoolIndex
 from provider_router.engine._leases import DEFAULT_MAX_LEASES, Lease, LeaseBook
+from provider_router.engine._load import LoadSample, live_load, normalise_models
 from provider_router.engine._outcomes import apply_outcome, record_spend
 from provider_router.engine._policy import PolicyState, PoolEntry
+from provider_router.engine._ratelimit import RateLimitInfo
 from provider_router.engine._state import Health, ProviderKey, ProviderState
 
 Clock = Callable[[], float]
@@ -407,6 +409,8 @@ class RoutingTable:
                 state.health, state.health_message = Health.HEALTHY, result.message
             if state.breaker.state(now) is not CircuitState.OPEN:
                 state.breaker.record_success()
+            if result.models is not None:
+                self._set_discovered(state, normalise_models(result.models))
         else:
             state.probe_successes = 0
             state.probe_failures += 1
@@ -447,6 +451,51 @@ class RoutingTable:
         if load is not None:
             state.external_load = load
         self._index.touch(state, now)
+
+    # -- what providers say about themselves ------------------------------------------------
+
+    def record_load(self, namespace: str, name: str, sample: LoadSample) -> bool:
+        """Take a scrape of the provider's own load; True if its ``Saturated`` flipped.
+
+        Fresh figures rank it under LeastLoaded and Capability until two of its
+        ``loadMetrics`` intervals have passed without another sample."""
+        now = self.clock()
+        self._advance(now)
+        state = self.provider(namespace, name)
+        interval = float(state.spec.load_metrics.interval_seconds)
+        flipped = live_load(state).record_sample(sample, now, interval, state.routed,
+                                                  state.reported)
+        self._index.touch(state, now)
+        return flipped
+
+    def record_rate_limit(self, namespace: str, name: str, info: RateLimitInfo) -> None:
+        """Take what a provider's answer said about its limits (``parse_rate_limit_headers``).
+
+        Stated zero requests left excludes it (``ProviderRequestsExhausted``) until the stated
+        reset; while the statement holds, Capability ranks by it instead of our own count."""
+        now = self.clock()
+        self._advance(now)
+        state = self.provider(namespace, name)
+        live_load(state).record_rate(info, now, state.routed)
+        self._index.touch(state, now)
+
+    def record_models(self, namespace: str, name: str, models: tuple[str, ...]) -> bool:
+        """Adopt the models a provider listed (a probe's answer, or the status a previous run
+        wrote); True if they changed. A provider whose spec lists none serves these."""
+        state = self.provider(namespace, name)
+        return self._set_discovered(state, normalise_models(models))
+
+    def _set_discovered(self, state: ProviderState, models: tuple[str, ...]) -> bool:
+        if models == state.discovered_models:
+            return False
+        served = state.models
+        state.set_discovered_models(models)
+        if state.models != served:
+            # Which pools it belongs to depends on what it serves: rebuild them.
+            self.version += 1
+            for policy in self.policies_selecting(state.key):
+                self._index.drop_policy(policy)
+        return True
 
     def in_flight_leases(self) -> int:
         self._advance(self.clock())

@@ -1,23 +1,42 @@
 """Health probing of providers over HTTP (httpx); results feed the routing engine.
 
 ``probe()`` is one probe of one provider; ``Prober`` runs them for a whole routing table on
-each provider's interval, with one shared client and bounded concurrency.
+each provider's interval, with one shared client and bounded concurrency. Its ``Scraper``
+reads the live load of providers with ``loadMetrics`` on (vLLM ``/metrics``, Ollama
+``/api/ps``) the same way.
 """
 
-from provider_router.health._probe import auth_headers, probe, probe_url
+from provider_router.health._loops import ProviderLoops
+from provider_router.health._probe import auth_headers, models_in, probe, probe_url
 from provider_router.health._prober import (
     DEFAULT_CONCURRENCY,
     CredentialLookup,
     Prober,
     ResultHook,
 )
+from provider_router.health._scrape import (
+    SampleHook,
+    Scraper,
+    load_url,
+    parse_ollama_ps,
+    parse_vllm_metrics,
+    scrape,
+)
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
     "CredentialLookup",
     "Prober",
+    "ProviderLoops",
     "ResultHook",
+    "SampleHook",
+    "Scraper",
     "auth_headers",
+    "load_url",
+    "models_in",
+    "parse_ollama_ps",
+    "parse_vllm_metrics",
     "probe",
     "probe_url",
+    "scrape",
 ]

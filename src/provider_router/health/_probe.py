@@ -35,6 +35,29 @@ def auth_headers(api_format: ApiFormat, credential: str | None) -> dict[str, str
     return {"Authorization": f"Bearer {credential}"}
 
 
+def models_in(body: object) -> tuple[str, ...] | None:
+    """The model names in a models listing: OpenAI-style ``{"data": [{"id": ...}]}`` (OpenAI,
+    Anthropic, vLLM and most compatible servers) or Ollama's ``{"models": [{"name": ...}]}``.
+    None if ``body`` is no such listing (a custom health path, say)."""
+    if not isinstance(body, dict):
+        return None
+    for key, field in (("data", "id"), ("models", "name")):
+        entries = body.get(key)
+        if isinstance(entries, list):
+            return tuple(e[field] for e in entries
+                         if isinstance(e, dict) and isinstance(e.get(field), str))
+    return None
+
+
+def _listed_models(response: httpx.Response) -> tuple[str, ...] | None:
+    if "json" not in response.headers.get("content-type", ""):
+        return None
+    try:
+        return models_in(response.json())
+    except ValueError:
+        return None
+
+
 def _refused(error: BaseException) -> bool:
     """Whether a connect failure was a refusal, searching the exception chain: httpx reports
     "All connection attempts failed" and keeps the ``ConnectionRefusedError`` underneath."""
@@ -78,7 +101,8 @@ async def probe(client: httpx.AsyncClient, spec: LLMProviderSpec,
     latency_ms = (time.perf_counter() - started) * 1000.0
     code = response.status_code
     if 200 <= code < 300:
-        return ProbeResult(True, latency_ms, "ProbeSucceeded", f"HTTP {code} from {url}")
+        return ProbeResult(True, latency_ms, "ProbeSucceeded", f"HTTP {code} from {url}",
+                           models=_listed_models(response))
     if code == 429:
         # Up and answering, merely throttled: not a health failure.
         return ProbeResult(True, latency_ms, "RateLimited", f"HTTP 429 from {url}")

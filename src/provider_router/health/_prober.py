@@ -1,6 +1,7 @@
 """Probing every provider in a routing table, on its own interval, with bounded resources.
 
-One shared ``httpx.AsyncClient`` and one semaphore serve all providers: a table of 1,000
+One shared ``httpx.AsyncClient`` and one semaphore serve all providers, for probes and load
+scrapes alike: a table of 1,000
 providers must not open 1,000 sockets at once or start 1,000 probes in the same tick, so each
 provider's loop starts after a random delay, sleeps its interval with jitter, and waits for a
 semaphore slot before each probe. The loop reads the provider's spec from the table at every
@@ -25,7 +26,9 @@ import httpx
 
 from provider_router.api import LLMProviderSpec, SecretKeyRef
 from provider_router.engine import ProbeResult, ProviderKey, RoutingTable, UnknownProvider
+from provider_router.health._loops import ProviderLoops
 from provider_router.health._probe import probe
+from provider_router.health._scrape import SampleHook, Scraper
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +52,14 @@ class Prober:
     def __init__(self, table: RoutingTable, *, credential_for: CredentialLookup | None = None,
                  on_result: ResultHook | None = None, concurrency: int = DEFAULT_CONCURRENCY,
                  client: httpx.AsyncClient | None = None, jitter: float = 0.1,
-                 initial_delay: float = 2.0, rng: random.Random | None = None) -> None:
+                 initial_delay: float = 2.0, rng: random.Random | None = None,
+                 on_sample: SampleHook | None = None) -> None:
         """``client``: bring your own (it is then not closed by ``stop``); by default one is
         made with ``concurrency`` connections. ``jitter``: each sleep is the interval times a
         random factor in ``[1 - jitter, 1 + jitter]``. ``initial_delay``: a loop's first probe
         comes after a random delay of up to this many seconds (capped by the interval), so that
-        a large table does not probe everything at once on start."""
+        a large table does not probe everything at once on start. ``on_sample``: called
+        after each load scrape is recorded."""
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.table = table
@@ -63,13 +68,18 @@ class Prober:
         self._on_result = on_result
         self._client = client
         self._owns_client = client is None
-        self._jitter = max(0.0, min(jitter, 0.9))
-        self._initial_delay = max(0.0, initial_delay)
-        self._rng = rng or random.Random()
+        rng = rng or random.Random()
         self._semaphore = asyncio.Semaphore(concurrency)
-        self._tasks: dict[ProviderKey, asyncio.Task[None]] = {}
-        self._specs: dict[ProviderKey, LLMProviderSpec] = {}
-        self._started = False
+        self._loops = ProviderLoops(
+            table, wanted=_wanted, interval=lambda key: table.probe_interval(*key),
+            tick=self.probe_now, label="probe", jitter=jitter, initial_delay=initial_delay,
+            rng=rng)
+        self.scraper = Scraper(
+            table, client=lambda: self.client, semaphore=self._semaphore,
+            credential=self._credential, on_sample=on_sample, jitter=jitter,
+            initial_delay=initial_delay, rng=rng)
+        """Load scraping (``spec.loadMetrics``), sharing this prober's client, concurrency
+        bound and credential rules; started, synced and stopped with it."""
         self.in_flight = 0
         self.max_in_flight = 0
         """The most probes seen in flight at once since start (for tests and diagnostics)."""
@@ -89,22 +99,22 @@ class Prober:
     @property
     def probed(self) -> frozenset[ProviderKey]:
         """The providers that currently have a probe loop."""
-        return frozenset(self._tasks)
+        return self._loops.keys
+
+    @property
+    def scraped(self) -> frozenset[ProviderKey]:
+        """The providers that currently have a load-scrape loop (``spec.loadMetrics``)."""
+        return self.scraper.scraped
 
     def start(self) -> None:
         """Start loops for the table's providers; needs a running event loop."""
-        self._started = True
-        self.sync()
+        self._loops.start()
+        self.scraper.loops.start()
 
     async def stop(self) -> None:
         """Cancel every loop, wait for them, and close the client if this prober made it."""
-        self._started = False
-        tasks = list(self._tasks.values())
-        self._tasks.clear()
-        self._specs.clear()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._loops.stop()
+        await self.scraper.loops.stop()
         if self._owns_client and self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -120,58 +130,17 @@ class Prober:
     def sync(self) -> None:
         """Bring the loops in line with the table: start new ones, stop vanished or disabled
         ones, and restart (promptly) those whose spec changed."""
-        if not self._started:
-            return
-        wanted = {s.key: s.spec for s in self.table.providers() if _wanted(s.spec)}
-        for key in [k for k in self._tasks if k not in wanted]:
-            self._cancel(key)
-        for key, spec in wanted.items():
-            old = self._specs.get(key)
-            if old is None:
-                self._launch(key, spec, self._first_delay(key))
-            elif old != spec:
-                self._cancel(key)
-                self._launch(key, spec, 0.0)
+        self._loops.sync()
+        self.scraper.loops.sync()
 
     def refresh(self, keys: Iterable[ProviderKey]) -> None:
-        """Probe these providers again soon, e.g. because their credential changed."""
-        for key in keys:
-            spec = self._specs.get(key)
-            if spec is not None:
-                self._cancel(key)
-                self._launch(key, spec, 0.0)
-
-    def _launch(self, key: ProviderKey, spec: LLMProviderSpec, delay: float) -> None:
-        self._specs[key] = spec
-        self._tasks[key] = asyncio.get_running_loop().create_task(
-            self._loop(key, delay), name=f"probe {key[0]}/{key[1]}")
-
-    def _cancel(self, key: ProviderKey) -> None:
-        task = self._tasks.pop(key, None)
-        self._specs.pop(key, None)
-        if task is not None:
-            task.cancel()
-
-    def _first_delay(self, key: ProviderKey) -> float:
-        try:
-            interval = self.table.probe_interval(*key)
-        except UnknownProvider:
-            return 0.0
-        return self._rng.uniform(0.0, min(self._initial_delay, interval))
+        """Probe (and scrape) these providers again soon, e.g. because their credential
+        changed."""
+        keys = list(keys)
+        self._loops.refresh(keys)
+        self.scraper.loops.refresh(keys)
 
     # -- probing -----------------------------------------------------------------------------
-
-    async def _loop(self, key: ProviderKey, delay: float) -> None:
-        if delay > 0:
-            await asyncio.sleep(delay)
-        while True:
-            await self.probe_now(*key)
-            try:
-                interval = self.table.probe_interval(*key)
-            except UnknownProvider:
-                return  # removed; sync() will forget the task
-            await asyncio.sleep(interval * self._rng.uniform(1 - self._jitter,
-                                                              1 + self._jitter))
 
     async def probe_now(self, namespace: str, name: str) -> ProbeResult | None:
         """Probe one provider now (within the concurrency bound), record the verdict in the
@@ -202,15 +171,20 @@ class Prober:
         await self._notify(namespace, name, result)
         return result
 
-    async def _probe(self, namespace: str, name: str, spec: LLMProviderSpec) -> ProbeResult:
-        credential: str | None = None
+    def _credential(self, namespace: str, name: str, spec: LLMProviderSpec) -> str | None:
+        """The provider's credential, for its own probes and scrapes only."""
         ref = spec.credentials_secret_ref
-        if ref is not None and self._credential_for is not None:
-            try:
-                credential = self._credential_for(namespace, ref)
-            except Exception as error:
-                log.warning("provider %s/%s: cannot resolve its credential (%s)", namespace,
-                            name, type(error).__name__)
+        if ref is None or self._credential_for is None:
+            return None
+        try:
+            return self._credential_for(namespace, ref)
+        except Exception as error:
+            log.warning("provider %s/%s: cannot resolve its credential (%s)", namespace,
+                        name, type(error).__name__)
+            return None
+
+    async def _probe(self, namespace: str, name: str, spec: LLMProviderSpec) -> ProbeResult:
+        credential = self._credential(namespace, name, spec)
         try:
             return await probe(self.client, spec, credential)
         except asyncio.CancelledError:

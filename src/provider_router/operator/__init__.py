@@ -7,6 +7,7 @@ from provider_router.operator._conditions import (
     merge_conditions,
     policy_verdicts,
     provider_verdicts,
+    saturation_verdict,
 )
 from provider_router.operator._runner import Operator, OperatorOptions, run, run_operator
 
@@ -20,4 +21,5 @@ __all__ = [
     "provider_verdicts",
     "run",
     "run_operator",
+    "saturation_verdict",
 ]

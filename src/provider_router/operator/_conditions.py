@@ -14,12 +14,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from provider_router.api import CircuitState
-from provider_router.engine import Block, Health, PolicyAvailability, ProviderState, reasons
+from provider_router.engine import (
+    SATURATED_ENTER,
+    SATURATED_LEAVE,
+    SATURATION_SAMPLES,
+    Block,
+    Health,
+    PolicyAvailability,
+    ProviderState,
+    reasons,
+)
 
 JsonDict = dict[str, Any]
 
 # Outcome-driven reasons that flap under load: they reach status only once they have held.
-TRANSIENT_REASONS = frozenset({"AtMaxConcurrent", "RateLimitRPM", "RateLimitTPM"})
+TRANSIENT_REASONS = frozenset({"AtMaxConcurrent", "RateLimitRPM", "RateLimitTPM",
+                               "ProviderRequestsExhausted"})
 
 
 @dataclass(frozen=True)
@@ -127,7 +137,8 @@ def _healthy(state: ProviderState) -> Verdict:
 def _available_reason(blocked: list[str]) -> str:
     first = blocked[0]
     return {"CoolingDown": "RateLimited", "RateLimitRPM": "RateLimited",
-            "RateLimitTPM": "RateLimited"}.get(first, first)
+            "RateLimitTPM": "RateLimited",
+            "ProviderRequestsExhausted": "RateLimited"}.get(first, first)
 
 
 def _available_message(state: ProviderState, blocked: list[str], now: float) -> str:
@@ -138,6 +149,37 @@ def _available_message(state: ProviderState, blocked: list[str], now: float) -> 
     if state.last_error and ("CircuitOpen" in blocked or "CoolingDown" in blocked):
         parts.append(f"last error: {state.last_error}")
     return "; ".join(parts)
+
+
+SATURATED = "Saturated"
+
+
+def saturation_verdict(state: ProviderState | None, now: float) -> Verdict | None:
+    """``Saturated``, for a provider whose load is scraped; None for the others.
+
+    It follows the figures' hysteretic summary, not the figures: the message names no number,
+    so that a scrape changing the KV use by a percent is not a status write.
+    """
+    if state is None or state.spec.load_path is None:
+        return None
+    live = state.live
+    if live is None or not live.fresh(now):
+        return Verdict(SATURATED, "Unknown", "NoLoadFigures",
+                       "no fresh load figures: the scrape has not run or is failing")
+    if live.saturated:
+        return Verdict(SATURATED, "True", "KVCacheFull",
+                       f"KV cache at {SATURATED_ENTER:.0%} or more for {SATURATION_SAMPLES} "
+                       "samples in a row")
+    return Verdict(SATURATED, "False", "HasRoom",
+                   f"KV cache below {SATURATED_ENTER:.0%} (or back under "
+                   f"{SATURATED_LEAVE:.0%} after saturation)")
+
+
+def provider_models(state: ProviderState | None) -> list[str] | None:
+    """``status.models``: what the provider listed when probed; None (removed) if nothing."""
+    if state is None or not state.discovered_models:
+        return None
+    return list(state.discovered_models)
 
 
 def provider_health(state: ProviderState | None, now: float,

@@ -131,6 +131,11 @@ class Reconciler:
             restored = _health_from_status(tracked.status)
             if restored is not None:
                 self.table.restore_health(key[0], key[1], *restored)
+        # Likewise the models it listed: a model requirement routes right after a restart.
+        models = tracked.status.get("models")
+        if isinstance(models, list) and not self.table.provider(*key).discovered_models:
+            self.table.record_models(key[0], key[1], tuple(m for m in models
+                                                           if isinstance(m, str)))
 
     async def policy_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         key = self._key_of(body)

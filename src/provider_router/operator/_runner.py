@@ -21,7 +21,7 @@ import kopf
 
 from provider_router._defaults import DEFAULT_LIVENESS_PORT, DEFAULT_OPERATOR_HOST
 from provider_router.api import SecretKeyRef
-from provider_router.engine import ProbeResult
+from provider_router.engine import LoadSample, ProbeResult
 from provider_router.operator._handlers import build_registry, operator_settings
 from provider_router.operator._kube import KubeClient, load_api_client
 from provider_router.operator._leader import Leadership, LeaseElection
@@ -60,7 +60,8 @@ class Operator:
         self.api_client = load_api_client(options.kubeconfig)
         self.kube = KubeClient(self.api_client)
         self.runtime = Runtime(options.runtime, credential_for=self._credential_for,
-                               readiness=self.readiness, on_probe=self._probed)
+                               readiness=self.readiness, on_probe=self._probed,
+                               on_sample=self._sampled)
         self.table = self.runtime.table
         self.metrics = self.runtime.metrics
         self.reconciler = Reconciler(self.table, self.kube)
@@ -98,6 +99,10 @@ class Operator:
 
     def _probed(self, namespace: str, name: str, result: ProbeResult) -> None:
         self.writer.wake()
+
+    def _sampled(self, namespace: str, name: str, sample: LoadSample, flipped: bool) -> None:
+        if flipped:  # only a flip can change status; figures themselves are never written
+            self.writer.wake()
 
     def _namespaces(self) -> list[str] | None:
         return None if self.options.all_namespaces or not self.options.namespaces \

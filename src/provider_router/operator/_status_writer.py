@@ -17,11 +17,14 @@ from typing import Any
 
 from provider_router.engine import ProviderState, RoutingTable, UnknownPolicy, UnknownProvider
 from provider_router.operator._conditions import (
+    SATURATED,
     JsonDict,
     merge_conditions,
     policy_verdicts,
     provider_health,
+    provider_models,
     provider_verdicts,
+    saturation_verdict,
     wall_time,
 )
 from provider_router.operator._kube import KubeClient
@@ -45,7 +48,8 @@ def _comparable(status: dict[str, Any]) -> dict[str, Any]:
     health = {k: v for k, v in (status.get("health") or {}).items() if k not in _VOLATILE}
     return {"observedGeneration": status.get("observedGeneration"),
             "conditions": status.get("conditions") or [],
-            "health": health or None, "providers": status.get("providers")}
+            "health": health or None, "providers": status.get("providers"),
+            "models": status.get("models") or None}
 
 
 def _latency_is_close(old: Any, new: Any) -> bool:
@@ -131,10 +135,17 @@ class StatusWriter:
                 verdicts = held
         else:
             self._transient_since.pop(key, None)
+        previous = tracked.status.get("conditions") or []
+        saturated = saturation_verdict(state, now)
+        if saturated is not None:
+            verdicts = [*verdicts, saturated]
+        else:  # scraping turned off: its condition goes with it
+            previous = [c for c in previous if c.get("type") != SATURATED]
         status: JsonDict = {
             "observedGeneration": tracked.generation,
-            "conditions": merge_conditions(tracked.status.get("conditions") or [], verdicts,
-                                           tracked.generation, wall)}
+            "conditions": merge_conditions(previous, verdicts, tracked.generation, wall),
+            # None removes the key (a merge patch): a provider that stopped listing models.
+            "models": provider_models(state)}
         health = provider_health(state, now, wall)
         if health is not None and state is not None:
             old = tracked.status.get("health") or {}

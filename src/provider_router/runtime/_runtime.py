@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from provider_router.api import SecretKeyRef
 from provider_router.engine import ProbeResult, RoutingTable
-from provider_router.health import Prober
+from provider_router.health import Prober, SampleHook
 from provider_router.runtime._settings import RuntimeSettings
 from provider_router.service import Access, Readiness, RouteService, Server, ServiceMetrics
 
@@ -28,7 +28,8 @@ class Runtime:
 
     def __init__(self, settings: RuntimeSettings, *, credential_for: CredentialLookup,
                  readiness: Readiness, on_probe: ProbeHook | None = None,
-                 table: RoutingTable | None = None, access: Access | None = None) -> None:
+                 on_sample: SampleHook | None = None, table: RoutingTable | None = None,
+                 access: Access | None = None) -> None:
         self.settings = settings
         self.table = table if table is not None else RoutingTable(lease_ttl=settings.lease_ttl)
         self.metrics = ServiceMetrics()
@@ -38,7 +39,8 @@ class Runtime:
         self._on_probe = on_probe
         self.prober = Prober(self.table, credential_for=credential_for, on_result=self._probed,
                              concurrency=settings.probe_concurrency,
-                             initial_delay=settings.probe_initial_delay)
+                             initial_delay=settings.probe_initial_delay,
+                             on_sample=on_sample)
 
     def _probed(self, namespace: str, name: str, result: ProbeResult) -> None:
         self.metrics.observe_probe(namespace, name, result)

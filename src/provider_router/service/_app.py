@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -259,7 +260,8 @@ class RouteService:
             outcome=report.outcome, lease_id=report.lease_id, provider=report.provider,
             namespace=report.namespace, policy=report.policy, latency_ms=report.latency_ms,
             status_code=report.status_code, retry_after_seconds=report.retry_after_seconds,
-            input_tokens=report.input_tokens, output_tokens=report.output_tokens)
+            input_tokens=report.input_tokens, output_tokens=report.output_tokens,
+            rate_limit=report.stated_limits(time.time()))
         if self.access.open:
             return self._record(outcome)
         namespace, policy = self._report_policy(outcome)

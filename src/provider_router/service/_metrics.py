@@ -182,6 +182,14 @@ def _table_families(table: RoutingTable | None) -> Iterator[Metric]:
     spend = CounterMetricFamily(
         "provider_router_policy_spend_usd", "Spend charged to each policy, in USD.",
         labels=["namespace", "policy"])
+    queue = GaugeMetricFamily(
+        "provider_router_provider_queue", "The provider's own queue (running + waiting) at "
+        "its last fresh load scrape; absent without fresh figures.",
+        labels=["namespace", "provider"])
+    kv_cache = GaugeMetricFamily(
+        "provider_router_provider_kv_cache_usage", "The provider's own KV-cache use (0-1) at "
+        "its last fresh load scrape; absent without fresh figures.",
+        labels=["namespace", "provider"])
     if table is not None:
         now = table.clock()
         by_reason: dict[str, int] = {}
@@ -190,6 +198,12 @@ def _table_families(table: RoutingTable | None) -> Iterator[Metric]:
             circuit.add_metric(labels, CIRCUIT_VALUES[state.breaker.state(now)])
             available.add_metric(labels, 0 if state.blocks else 1)
             in_flight.add_metric(labels, state.in_flight)
+            live = state.live
+            if live is not None and live.sample is not None and live.fresh(now):
+                if live.sample.queue is not None:
+                    queue.add_metric(labels, live.sample.queue)
+                if live.sample.kv_cache_usage is not None:
+                    kv_cache.add_metric(labels, live.sample.kv_cache_usage)
             for reason in reasons(state.blocks):
                 by_reason[reason] = by_reason.get(reason, 0) + 1
         for reason, count in sorted(by_reason.items()):
@@ -198,4 +212,5 @@ def _table_families(table: RoutingTable | None) -> Iterator[Metric]:
         evicted.add_metric([], table.leases_evicted)
         for policy in table.policies():
             spend.add_metric([policy.key[0], policy.key[1]], policy.spend_total)
-    yield from (circuit, available, in_flight, excluded, leases, evicted, spend)
+    yield from (circuit, available, in_flight, queue, kv_cache, excluded, leases, evicted,
+                spend)

@@ -8,6 +8,7 @@ field name must be a 400 that names it, not a silently ignored preference.
 
 from __future__ import annotations
 
+from dataclasses import astuple
 from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
@@ -15,7 +16,15 @@ from pydantic.alias_generators import to_camel
 from pydantic.json_schema import SkipJsonSchema
 
 from provider_router.api import ApiFormat, CircuitState, Strategy
-from provider_router.engine import Health, OutcomeKind, Role, RouteRequest
+from provider_router.engine import (
+    MAX_RESET_SECONDS,
+    Health,
+    OutcomeKind,
+    RateLimitInfo,
+    Role,
+    RouteRequest,
+    parse_rate_limit_headers,
+)
 
 OBJECT_NAME: Final = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 """A Kubernetes object name (DNS-1123 subdomain), as LLMProvider and RoutingPolicy names are."""
@@ -81,6 +90,33 @@ def _report_schema(schema: dict[str, Any]) -> None:
     ]
 
 
+RequestCount = Annotated[int, Field(ge=0, le=MAX_TOKENS), BeforeValidator(_integral)]
+ResetSeconds = Annotated[float, Field(ge=0, le=MAX_RETRY_AFTER_SECONDS)]
+HeaderName = Annotated[str, Field(min_length=1, max_length=64)]
+HeaderValue = Annotated[str, Field(max_length=256)]
+
+
+class RateLimitInput(_Input):
+    """What the provider's answer said about its limits (its rate-limit headers), as numbers.
+    Resets are seconds from the answer; longer than an hour counts as an hour."""
+
+    remaining_requests: RequestCount | None = None
+    remaining_tokens: RequestCount | None = None
+    reset_requests_seconds: ResetSeconds | None = None
+    reset_tokens_seconds: ResetSeconds | None = None
+    limit_requests: RequestCount | None = None
+    limit_tokens: RequestCount | None = None
+
+    def to_info(self) -> RateLimitInfo:
+        def cap(seconds: float | None) -> float | None:
+            return None if seconds is None else min(seconds, MAX_RESET_SECONDS)
+        return RateLimitInfo(
+            remaining_requests=self.remaining_requests, remaining_tokens=self.remaining_tokens,
+            reset_requests_seconds=cap(self.reset_requests_seconds),
+            reset_tokens_seconds=cap(self.reset_tokens_seconds),
+            limit_requests=self.limit_requests, limit_tokens=self.limit_tokens)
+
+
 class ReportInput(_Input):
     """A workload's report of how a routed call went (``POST /v1/report``)."""
 
@@ -103,6 +139,26 @@ class ReportInput(_Input):
         Field(default=None, description="From the provider's Retry-After, for rate_limited.")
     input_tokens: TokenCount = 0
     output_tokens: TokenCount = 0
+    rate_limit: RateLimitInput | None = Field(
+        default=None, description="The provider's stated limits, from its answer's headers. "
+        "remainingRequests 0 excludes it until the reset.")
+    rate_limit_headers: Annotated[dict[HeaderName, HeaderValue], Field(max_length=32)] | None = \
+        Field(default=None, description="The answer's headers as received, parsed by the "
+              "router: x-ratelimit-* and anthropic-ratelimit-* are read, others ignored. "
+              "rateLimit wins where both give a figure.")
+
+    def stated_limits(self, now: float) -> RateLimitInfo | None:
+        """The provider's stated limits from either field (``now``: epoch seconds, for
+        headers that give a reset as an instant); None if the report carries none."""
+        parsed = (parse_rate_limit_headers(self.rate_limit_headers, now=now)
+                  if self.rate_limit_headers else None)
+        given = self.rate_limit.to_info() if self.rate_limit is not None else None
+        if parsed is None or given is None:
+            info = given or parsed
+        else:
+            info = RateLimitInfo(*(mine if mine is not None else theirs for mine, theirs
+                                   in zip(astuple(given), astuple(parsed), strict=True)))
+        return None if info is None or info.empty else info
 
 
 # -- answers -------------------------------------------------------------------------------
@@ -189,6 +245,26 @@ class ProviderOut(_Output):
     retry_at: str | None = Field(description="RFC 3339, UTC: when an open circuit or a "
                                  "cooldown ends.")
     retry_in_seconds: float | None
+    discovered_models: list[str] = Field(
+        description="Models it listed when probed; it serves these if models is empty.")
+    load: LoadOut | None = Field(description="Its own figures; null until it gave any.")
+
+
+class LoadOut(_Output):
+    """What the provider said about itself: its own load and its stated limits."""
+
+    fresh: bool = Field(description="Whether the load figures are recent enough to rank by.")
+    age_seconds: float | None
+    running: float | None
+    waiting: float | None
+    kv_cache_usage: float | None = Field(description="Fraction of the KV cache in use.")
+    loaded_models: list[str]
+    queue_load: float | None = Field(
+        description="(running + waiting + routed since) / capacity, while fresh.")
+    saturated: bool
+    remaining_requests: int | None
+    remaining_tokens: int | None
+    requests_exhausted: bool
 
 
 class ProviderCountsOut(_Output):

@@ -22,6 +22,7 @@ from provider_router.engine import (
     RouteDecision,
     RoutingTable,
     Target,
+    load_view,
     reasons,
 )
 
@@ -159,6 +160,8 @@ def provider_view(state: ProviderState, now: float) -> dict[str, Any]:
         "lastProbeAt": _wall(now, state.last_probe_at),
         "retryAt": _wall(now, retry),
         "retryInSeconds": None if retry is None else round(retry - now, 3),
+        "discoveredModels": list(state.discovered_models),
+        "load": load_view(state, now),
     }
 
 
