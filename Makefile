@@ -2,16 +2,32 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# uv installs exactly the versions in uv.lock. uv itself is pinned and comes from PyPI (a wheel
+# with the binary inside) into a per-user cache, so no installer script is piped into a shell.
+UV_VERSION := 0.13.9
+UV_DIR := $(HOME)/.cache/zoey-provider-router/uv-$(UV_VERSION)
+UV := $(UV_DIR)/bin/uv
+# Use the interpreter we name; never download one.
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test unit integration lint bench crds clean
+.PHONY: run test unit integration lint lock bench crds clean
 
 include tests/testenv/testenv.mk
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+$(UV):
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(UV_DIR) \
+		uv==$(UV_VERSION)
+
+# --locked: fail (rather than re-resolve) if pyproject.toml changed without `make lock`.
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --quiet --locked --extra dev --python $(PYTHON)
 	touch $@
+
+# After editing dependencies in pyproject.toml: re-resolve and rewrite uv.lock (commit it).
+# `make lock UPGRADE=1` also moves every pin to the newest allowed version.
+lock: $(UV)
+	$(UV) lock --python $(PYTHON) $(if $(UPGRADE),--upgrade)
 
 run: $(VENV)/.installed
 	$(VENV)/bin/provider-router demo
