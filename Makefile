@@ -44,6 +44,7 @@ unit: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy src
+	$(VENV)/bin/lint-imports
 
 bench: $(VENV)/.installed testenv-build
 	$(PY) bench/engine.py
@@ -56,4 +57,4 @@ crds: $(VENV)/.installed
 	bash tests/tools/sync-chart-crds.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks .import_linter_cache
