@@ -1,9 +1,11 @@
 """The Prober against real loopback servers: bounded concurrency, per-provider credentials,
-and loops that follow the table as providers come and go."""
+and loops that follow the table as providers come and go. The loops wait on virtual time
+(``VirtualTime``): a test advances the clock instead of sleeping through an interval."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable
 
 import httpx
@@ -12,6 +14,8 @@ from aiohttp import web
 from provider_router.api import LLMProviderSpec, SecretKeyRef
 from provider_router.engine import Health, ProbeResult, RoutingTable
 from provider_router.health import Prober
+
+from .conftest import VirtualTime
 
 StartApp = Callable[[web.Application], Awaitable[str]]
 
@@ -97,7 +101,8 @@ async def test_results_reach_the_table_and_the_hook(start_app: StartApp) -> None
     assert table.provider("ns", "bad").health is Health.UNHEALTHY
 
 
-async def test_a_failing_hook_does_not_stop_probing(start_app: StartApp) -> None:
+async def test_a_failing_hook_does_not_stop_probing(start_app: StartApp,
+                                                    virtual_time: VirtualTime) -> None:
     server = Recorder()
     url = await start_app(server.app)
     table = RoutingTable()
@@ -110,9 +115,18 @@ async def test_a_failing_hook_does_not_stop_probing(start_app: StartApp) -> None
         calls += 1
         raise RuntimeError("hook bug")
 
-    async with Prober(table, on_result=hook, initial_delay=0.0, jitter=0.0):
-        await wait_for(lambda: calls >= 2, timeout=4)
-    assert len(server.requests) >= 2
+    async with Prober(table, on_result=hook, initial_delay=0.0, jitter=0.0,
+                      sleep=virtual_time.sleep):
+        await wait_for(lambda: calls == 1 and virtual_time.sleeping == 1)
+        virtual_time.advance(1)
+        await wait_for(lambda: calls == 2 and virtual_time.sleeping == 1)
+    assert len(server.requests) == 2
+
+
+async def _quiet_loop() -> None:
+    """Let every ready task run; with no nap ended, no probe can start meanwhile."""
+    for _ in range(20):
+        await asyncio.sleep(0)
 
 
 async def test_credentials_go_only_to_their_provider(start_app: StartApp) -> None:
@@ -175,12 +189,13 @@ async def test_disabled_and_unchecked_providers_are_not_probed(start_app: StartA
     assert server.paths() == ["/on/v1/models"]
 
 
-async def test_sync_follows_added_changed_and_removed_providers(start_app: StartApp) -> None:
+async def test_sync_follows_added_changed_and_removed_providers(
+        start_app: StartApp, virtual_time: VirtualTime) -> None:
     server = Recorder()
     url = await start_app(server.app)
     table = RoutingTable()
     table.upsert_provider("default", "a", spec(url + "/a", healthCheck={"intervalSeconds": 60}))
-    async with Prober(table, initial_delay=0.0) as prober:
+    async with Prober(table, initial_delay=0.0, sleep=virtual_time.sleep) as prober:
         await wait_for(lambda: "/a/v1/models" in server.paths())
 
         table.upsert_provider("default", "b", spec(url + "/b"))
@@ -199,25 +214,64 @@ async def test_sync_follows_added_changed_and_removed_providers(start_app: Start
         prober.sync()
         assert prober.probed == set()
         count = len(server.requests)
-        await asyncio.sleep(0.1)
+        await wait_for(lambda: virtual_time.sleeping == 0)  # every loop is gone
+        virtual_time.advance(3600)
+        await _quiet_loop()
         assert len(server.requests) == count
 
 
-async def test_interval_is_respected(start_app: StartApp) -> None:
+async def test_each_loop_sleeps_its_interval(start_app: StartApp,
+                                             virtual_time: VirtualTime) -> None:
     server = Recorder()
     url = await start_app(server.app)
     table = RoutingTable()
-    table.upsert_provider("default", "p", spec(url, healthCheck={"intervalSeconds": 1,
+    table.upsert_provider("default", "p", spec(url, healthCheck={"intervalSeconds": 10,
                                                                  "timeoutSeconds": 1}))
-    loop = asyncio.get_running_loop()
-    times: list[float] = []
+    async with Prober(table, initial_delay=3.0, jitter=0.0, rng=random.Random(5),
+                      sleep=virtual_time.sleep) as prober:
+        # First a random start delay, capped by initial_delay; no probe before it ends.
+        await wait_for(lambda: virtual_time.sleeping == 1)
+        (start,) = virtual_time.naps
+        assert 0.0 < start <= 3.0
+        await _quiet_loop()
+        assert server.requests == []
+        virtual_time.advance(start)
+        for probes in (1, 2, 3):
+            await wait_for(lambda n=probes: len(server.requests) == n  # type: ignore[misc]
+                           and virtual_time.sleeping == 1)
+            assert virtual_time.naps[-1] == 10.0
+            virtual_time.advance(9.9)  # not yet: the nap is 10 s
+            await _quiet_loop()
+            assert len(server.requests) == probes
+            virtual_time.advance(0.1)
+        await wait_for(lambda: len(server.requests) == 4 and virtual_time.sleeping == 1)
+        # The loop reads the interval from the table: a new spec is probed at once, then
+        # sleeps the new interval.
+        table.upsert_provider("default", "p", spec(url, healthCheck={"intervalSeconds": 30,
+                                                                     "timeoutSeconds": 1}))
+        prober.sync()
+        await wait_for(lambda: virtual_time.naps[-1] == 30.0 and virtual_time.sleeping == 1)
+    assert len(server.requests) == 5
 
-    def hook(namespace: str, name: str, result: ProbeResult) -> None:
-        times.append(loop.time())
 
-    async with Prober(table, on_result=hook, initial_delay=0.0, jitter=0.0):
-        await wait_for(lambda: len(times) >= 2, timeout=4)
-    assert 0.9 <= times[1] - times[0] <= 1.5
+async def test_jitter_spreads_the_naps_around_the_interval(
+        start_app: StartApp, virtual_time: VirtualTime) -> None:
+    server = Recorder()
+    url = await start_app(server.app)
+    table = RoutingTable()
+    table.upsert_provider("default", "p", spec(url, healthCheck={"intervalSeconds": 10,
+                                                                 "timeoutSeconds": 1}))
+    async with Prober(table, initial_delay=0.0, jitter=0.2, rng=random.Random(11),
+                      sleep=virtual_time.sleep):
+        for probes in range(1, 21):
+            await wait_for(lambda n=probes: len(server.requests) == n  # type: ignore[misc]
+                           and virtual_time.sleeping == 1)
+            virtual_time.advance(virtual_time.naps[-1])
+    naps = virtual_time.naps
+    assert len(naps) >= 20
+    assert all(8.0 <= nap <= 12.0 for nap in naps)
+    assert len(set(naps)) == len(naps)  # each nap drawn anew
+    assert min(naps) < 10.0 < max(naps)
 
 
 async def test_stop_closes_its_own_client(start_app: StartApp) -> None:

@@ -8,8 +8,12 @@ probe, so it always probes what the table currently holds; ``sync()`` starts and
 providers come and go (or turn probing on and off).
 
 Credentials come from a ``credential_for(namespace, secret_ref)`` callable at probe time and go
-in that one provider's request headers only. The client ignores proxy environment variables and
-never follows redirects, so a credential cannot travel to a host other than the provider's.
+in that one provider's request headers only. The client (``probe_client()``) ignores proxy
+environment variables and never follows redirects, so a credential cannot travel to a host other
+than the provider's.
+
+Waiting goes through an injectable ``sleep`` (``asyncio.sleep`` by default), so that tests can
+run the loops on virtual time and check the intervals asked for instead of measuring them.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import httpx
 
 from provider_router.api import LLMProviderSpec, SecretKeyRef
 from provider_router.engine import ProbeResult, ProviderKey, RoutingTable, UnknownProvider
-from provider_router.health._probe import probe
+from provider_router.health._probe import probe, probe_client
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +40,8 @@ ResultHook = Callable[[str, str, ProbeResult], Awaitable[None] | None]
 """``on_result(namespace, name, result)``, called after each probe has been recorded."""
 
 DEFAULT_CONCURRENCY = 32
-USER_AGENT = "zoey-provider-router health-probe"
+
+Sleep = Callable[[float], Awaitable[None]]
 
 
 def _wanted(spec: LLMProviderSpec) -> bool:
@@ -49,12 +54,14 @@ class Prober:
     def __init__(self, table: RoutingTable, *, credential_for: CredentialLookup | None = None,
                  on_result: ResultHook | None = None, concurrency: int = DEFAULT_CONCURRENCY,
                  client: httpx.AsyncClient | None = None, jitter: float = 0.1,
-                 initial_delay: float = 2.0, rng: random.Random | None = None) -> None:
+                 initial_delay: float = 2.0, rng: random.Random | None = None,
+                 sleep: Sleep = asyncio.sleep) -> None:
         """``client``: bring your own (it is then not closed by ``stop``); by default one is
         made with ``concurrency`` connections. ``jitter``: each sleep is the interval times a
         random factor in ``[1 - jitter, 1 + jitter]``. ``initial_delay``: a loop's first probe
         comes after a random delay of up to this many seconds (capped by the interval), so that
-        a large table does not probe everything at once on start."""
+        a large table does not probe everything at once on start. ``sleep``: how to wait
+        (tests pass a virtual clock's)."""
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.table = table
@@ -66,6 +73,7 @@ class Prober:
         self._jitter = max(0.0, min(jitter, 0.9))
         self._initial_delay = max(0.0, initial_delay)
         self._rng = rng or random.Random()
+        self._sleep = sleep
         self._semaphore = asyncio.Semaphore(concurrency)
         self._tasks: dict[ProviderKey, asyncio.Task[None]] = {}
         self._specs: dict[ProviderKey, LLMProviderSpec] = {}
@@ -79,11 +87,7 @@ class Prober:
     @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient(
-                limits=httpx.Limits(max_connections=self.concurrency,
-                                    max_keepalive_connections=self.concurrency),
-                trust_env=False, follow_redirects=False,
-                headers={"User-Agent": USER_AGENT})
+            self._client = probe_client(self.concurrency)
         return self._client
 
     @property
@@ -163,15 +167,15 @@ class Prober:
 
     async def _loop(self, key: ProviderKey, delay: float) -> None:
         if delay > 0:
-            await asyncio.sleep(delay)
+            await self._sleep(delay)
         while True:
             await self.probe_now(*key)
             try:
                 interval = self.table.probe_interval(*key)
             except UnknownProvider:
                 return  # removed; sync() will forget the task
-            await asyncio.sleep(interval * self._rng.uniform(1 - self._jitter,
-                                                              1 + self._jitter))
+            await self._sleep(interval * self._rng.uniform(1 - self._jitter,
+                                                            1 + self._jitter))
 
     async def probe_now(self, namespace: str, name: str) -> ProbeResult | None:
         """Probe one provider now (within the concurrency bound), record the verdict in the
