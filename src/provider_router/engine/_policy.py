@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from provider_router.api import RoutingPolicySpec, Strategy
 from provider_router.engine._pools import Pool, Rank, RankedPool, WeightedPool
 from provider_router.engine._reasons import CIRCUIT_BLOCKS, Block
-from provider_router.engine._state import ProviderKey, ProviderState
+from provider_router.engine._state import ProviderKey, ProviderState, capability_set
 from provider_router.engine._sticky import Score, owner, score, seed_of
 from provider_router.engine._windows import RollingSum
 
@@ -40,7 +40,7 @@ def _rank_fn(strategy: Strategy) -> Callable[[ProviderState, float], Rank]:
         case Strategy.LEAST_LOADED:
             return lambda s, now: (s.load(),)
         case Strategy.CAPABILITY:
-            return lambda s, now: (-round(s.headroom(now), 3), s.cost, s.load())
+            return lambda s, now: (-s.headroom(now), s.cost, s.load())
 
 
 class PoolEntry:
@@ -143,7 +143,7 @@ class PolicyState:
         self.spec = spec
         self.generation = generation
         self.selected: set[ProviderKey] = set()
-        self.base_capabilities = frozenset(spec.requirements.capabilities)
+        self.base_capabilities = capability_set(spec.requirements.capabilities)
         # Read on every route; attribute reads on the pydantic spec cost more than these.
         self.want = 1 + (spec.failover.max_fallbacks if spec.failover.enabled else 0)
         """How many providers a decision names: the primary and its fallbacks."""
@@ -166,7 +166,7 @@ class PolicyState:
         asked = (capabilities, model)
         merged = self._requirements.get(asked)
         if merged is None:
-            merged = (self.base_capabilities.union(capabilities),
+            merged = (self.base_capabilities | capability_set(capabilities),
                       model or self.spec.requirements.model)
             if len(self._requirements) >= MAX_POOLS_PER_POLICY * 8:
                 self._requirements.clear()
