@@ -246,3 +246,24 @@ def test_labels_and_expressions_are_anded() -> None:
 def test_empty_selector_matches_everything(labels: dict[str, str]) -> None:
     assert LabelSelector().matches(labels)
     assert RoutingPolicySpec().provider_selector.matches(labels)
+
+
+SEED_NAMES = {"RoundRobin": "ROUND_ROBIN", "LeastLoaded": "LEAST_LOADED",
+              "Capability": "CAPABILITY", "Cost": "COST", "Latency": "LATENCY",
+              "Priority": "PRIORITY", "Weighted": "WEIGHTED"}
+
+
+def test_camel_case_strategy_names_are_the_same_members() -> None:
+    from provider_router import RoutingStrategy
+    from provider_router.api import RoutingPolicySpec, Strategy, all_crds
+
+    for seed, upper in SEED_NAMES.items():
+        assert getattr(RoutingStrategy, seed) is getattr(Strategy, upper)
+        spec = RoutingPolicySpec(strategy=getattr(Strategy, seed))
+        assert spec.strategy is Strategy[upper]
+    # Still seven members, each listed once wherever the values are enumerated.
+    assert len(list(Strategy)) == len(Strategy.__members__) == 7
+    (policy_crd,) = [c for c in all_crds() if c["spec"]["names"]["kind"] == "RoutingPolicy"]
+    schema = policy_crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    listed = schema["properties"]["spec"]["properties"]["strategy"]["enum"]
+    assert sorted(listed) == sorted(SEED_NAMES)
