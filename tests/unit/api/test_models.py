@@ -96,6 +96,16 @@ def test_timeout_longer_than_interval() -> None:
     assert error_locs(LLMProviderSpec, spec) == [("healthCheck",)]
 
 
+@pytest.mark.parametrize(("interval", "timeout"), [(1, 1), (2, 2), (5, 5), (6, 5), (30, 5)])
+def test_an_unset_timeout_follows_a_short_interval(interval: int, timeout: int) -> None:
+    check = LLMProviderSpec.model_validate(
+        {"baseURL": BASE, "healthCheck": {"intervalSeconds": interval}}).health_check
+    assert (check.interval_seconds, check.timeout_seconds) == (interval, timeout)
+    assert HealthCheck().timeout_seconds == 5
+    # What a status write or a reload round-trips stays the same.
+    assert HealthCheck.model_validate(check.model_dump(by_alias=True)) == check
+
+
 def test_timeout_equal_to_interval_is_fine() -> None:
     check = HealthCheck.model_validate({"intervalSeconds": 5, "timeoutSeconds": 5})
     assert check.timeout_seconds == check.interval_seconds == 5
