@@ -1,4 +1,4 @@
-"""Each of the seven strategies, driven through ``/v1/route``, picks what DESIGN §2 says."""
+"""Each of the seven strategies, driven through ``/v1/route``, picks what the README says."""
 
 from __future__ import annotations
 
