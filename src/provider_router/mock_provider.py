@@ -48,6 +48,9 @@ class MockProvider:
     fail_status: int | None = None
     retry_after: float | None = None
     requests: list[RecordedRequest] = field(default_factory=list)
+    in_flight: int = 0
+    """Requests being answered now; ``max_in_flight``: the most at once (for load tests)."""
+    max_in_flight: int = 0
     _runner: web.AppRunner | None = field(default=None, repr=False)
     _completions: int = field(default=0, repr=False)
 
@@ -115,7 +118,12 @@ class MockProvider:
         self.requests.append(RecordedRequest(request.method, request.path,
                                              dict(request.headers), body))
         if self.latency:
-            await asyncio.sleep(self.latency)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            try:
+                await asyncio.sleep(self.latency)
+            finally:
+                self.in_flight -= 1
         if self.fail_status is not None:
             headers = ({"Retry-After": f"{self.retry_after:g}"}
                        if self.retry_after is not None else {})

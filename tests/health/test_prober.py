@@ -6,45 +6,40 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import httpx
-from aiohttp import web
+import pytest
 
 from provider_router.api import LLMProviderSpec, SecretKeyRef
 from provider_router.engine import Health, ProbeResult, RoutingTable
 from provider_router.health import Prober
+from provider_router.mock_provider import MockProvider
 
 from .conftest import VirtualTime
 
-StartApp = Callable[[web.Application], Awaitable[str]]
+StartMock = Callable[..., Awaitable[MockProvider]]
 
 
-class Recorder:
-    """An aiohttp app that answers 200 (after ``delay``) and remembers every request."""
+@pytest.fixture
+async def start_mock() -> AsyncIterator[StartMock]:
+    """``await start_mock(**fields)``: a started ``MockProvider`` on loopback, stopped after."""
+    started: list[MockProvider] = []
 
-    def __init__(self, delay: float = 0.0, status: int = 200) -> None:
-        self.delay = delay
-        self.status = status
-        self.requests: list[tuple[str, dict[str, str]]] = []
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self.app = web.Application()
-        self.app.router.add_route("*", "/{tail:.*}", self.handle)
+    async def start(**fields: Any) -> MockProvider:
+        mock = MockProvider(f"mock-{len(started)}", **fields)
+        await mock.start()
+        started.append(mock)
+        return mock
 
-    async def handle(self, request: web.Request) -> web.Response:
-        self.requests.append((request.path, dict(request.headers)))
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            if self.delay:
-                await asyncio.sleep(self.delay)
-            return web.json_response({"object": "list", "data": []}, status=self.status)
-        finally:
-            self.in_flight -= 1
+    yield start
+    for mock in started:
+        await mock.stop()
 
-    def paths(self) -> list[str]:
-        return [path for path, _ in self.requests]
+
+def paths(server: MockProvider) -> list[str]:
+    return [request.path for request in server.requests]
 
 
 def spec(url: str, **extra: object) -> LLMProviderSpec:
@@ -59,9 +54,9 @@ async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
-async def test_bounded_concurrency_with_200_providers(start_app: StartApp) -> None:
-    server = Recorder(delay=0.02)
-    url = await start_app(server.app)
+async def test_bounded_concurrency_with_200_providers(start_mock: StartMock) -> None:
+    server = await start_mock(latency=0.02)
+    url = server.url
     table = RoutingTable()
     for i in range(200):
         table.upsert_provider("default", f"p{i}", spec(f"{url}/p{i}"))
@@ -75,14 +70,15 @@ async def test_bounded_concurrency_with_200_providers(start_app: StartApp) -> No
         finally:
             await prober.stop()
         assert not client.is_closed  # a client passed in belongs to the caller
-    assert len(set(server.paths())) == 200
+    assert len(set(paths(server))) == 200
     assert server.max_in_flight == 8
     assert prober.max_in_flight == 8
 
 
-async def test_results_reach_the_table_and_the_hook(start_app: StartApp) -> None:
-    good, bad = Recorder(), Recorder(status=503)
-    good_url, bad_url = await start_app(good.app), await start_app(bad.app)
+async def test_results_reach_the_table_and_the_hook(start_mock: StartMock) -> None:
+    good, bad = await start_mock(), await start_mock()
+    bad.fail(503)
+    good_url, bad_url = good.url, bad.url
     table = RoutingTable()
     table.upsert_provider("ns", "good", spec(good_url))
     table.upsert_provider("ns", "bad", spec(bad_url, healthCheck={"failureThreshold": 1}))
@@ -101,10 +97,10 @@ async def test_results_reach_the_table_and_the_hook(start_app: StartApp) -> None
     assert table.provider("ns", "bad").health is Health.UNHEALTHY
 
 
-async def test_a_failing_hook_does_not_stop_probing(start_app: StartApp,
+async def test_a_failing_hook_does_not_stop_probing(start_mock: StartMock,
                                                     virtual_time: VirtualTime) -> None:
-    server = Recorder()
-    url = await start_app(server.app)
+    server = await start_mock()
+    url = server.url
     table = RoutingTable()
     table.upsert_provider("default", "p", spec(url, healthCheck={"intervalSeconds": 1,
                                                                  "timeoutSeconds": 1}))
@@ -129,9 +125,9 @@ async def _quiet_loop() -> None:
         await asyncio.sleep(0)
 
 
-async def test_credentials_go_only_to_their_provider(start_app: StartApp) -> None:
-    first, second = Recorder(), Recorder()
-    url1, url2 = await start_app(first.app), await start_app(second.app)
+async def test_credentials_go_only_to_their_provider(start_mock: StartMock) -> None:
+    first, second = await start_mock(), await start_mock()
+    url1, url2 = first.url, second.url
     secrets = {("team-a", "creds-a"): {"key": "token-for-a"},
                ("team-b", "creds-b"): {"key": "token-for-b"}}
     lookups: list[tuple[str, str]] = []
@@ -153,8 +149,8 @@ async def test_credentials_go_only_to_their_provider(start_app: StartApp) -> Non
     async with Prober(table, credential_for=credential_for, initial_delay=0.0):
         await wait_for(lambda: len(first.requests) >= 2 and len(second.requests) >= 2)
 
-    def headers_for(server: Recorder, prefix: str) -> dict[str, str]:
-        (headers,) = [h for path, h in server.requests if path.startswith(prefix)][:1]
+    def headers_for(server: MockProvider, prefix: str) -> dict[str, str]:
+        (headers,) = [r.headers for r in server.requests if r.path.startswith(prefix)][:1]
         return {k.lower(): v for k, v in headers.items()}
 
     a = headers_for(first, "/a/")
@@ -169,14 +165,14 @@ async def test_credentials_go_only_to_their_provider(start_app: StartApp) -> Non
     assert "authorization" not in borrower
     assert "x-api-key" not in borrower
     for server, token in ((first, "token-for-b"), (second, "token-for-a")):
-        assert all(token not in str(h) for _, h in server.requests)
+        assert all(token not in str(r.headers) for r in server.requests)
     assert sorted(set(lookups)) == [("team-a", "creds-a"), ("team-b", "creds-a"),
                                     ("team-b", "creds-b")]
 
 
-async def test_disabled_and_unchecked_providers_are_not_probed(start_app: StartApp) -> None:
-    server = Recorder()
-    url = await start_app(server.app)
+async def test_disabled_and_unchecked_providers_are_not_probed(start_mock: StartMock) -> None:
+    server = await start_mock()
+    url = server.url
     table = RoutingTable()
     table.upsert_provider("default", "on", spec(url + "/on"))
     table.upsert_provider("default", "off", spec(url + "/off", disabled=True))
@@ -186,27 +182,27 @@ async def test_disabled_and_unchecked_providers_are_not_probed(start_app: StartA
         await wait_for(lambda: len(server.requests) >= 1)
         assert prober.probed == {("default", "on")}
         assert await prober.probe_now("default", "off") is None
-    assert server.paths() == ["/on/v1/models"]
+    assert paths(server) == ["/on/v1/models"]
 
 
 async def test_sync_follows_added_changed_and_removed_providers(
-        start_app: StartApp, virtual_time: VirtualTime) -> None:
-    server = Recorder()
-    url = await start_app(server.app)
+        start_mock: StartMock, virtual_time: VirtualTime) -> None:
+    server = await start_mock()
+    url = server.url
     table = RoutingTable()
     table.upsert_provider("default", "a", spec(url + "/a", healthCheck={"intervalSeconds": 60}))
     async with Prober(table, initial_delay=0.0, sleep=virtual_time.sleep) as prober:
-        await wait_for(lambda: "/a/v1/models" in server.paths())
+        await wait_for(lambda: "/a/v1/models" in paths(server))
 
         table.upsert_provider("default", "b", spec(url + "/b"))
         prober.sync()
-        await wait_for(lambda: "/b/v1/models" in server.paths())
+        await wait_for(lambda: "/b/v1/models" in paths(server))
 
         # A changed spec is probed again promptly, at its new address.
         table.upsert_provider("default", "a", spec(url + "/a2",
                                                    healthCheck={"intervalSeconds": 60}))
         prober.sync()
-        await wait_for(lambda: "/a2/v1/models" in server.paths())
+        await wait_for(lambda: "/a2/v1/models" in paths(server))
 
         table.remove_provider("default", "b")
         table.upsert_provider("default", "a", spec(url + "/a2", disabled=True,
@@ -220,10 +216,10 @@ async def test_sync_follows_added_changed_and_removed_providers(
         assert len(server.requests) == count
 
 
-async def test_each_loop_sleeps_its_interval(start_app: StartApp,
+async def test_each_loop_sleeps_its_interval(start_mock: StartMock,
                                              virtual_time: VirtualTime) -> None:
-    server = Recorder()
-    url = await start_app(server.app)
+    server = await start_mock()
+    url = server.url
     table = RoutingTable()
     table.upsert_provider("default", "p", spec(url, healthCheck={"intervalSeconds": 10,
                                                                  "timeoutSeconds": 1}))
@@ -255,9 +251,9 @@ async def test_each_loop_sleeps_its_interval(start_app: StartApp,
 
 
 async def test_jitter_spreads_the_naps_around_the_interval(
-        start_app: StartApp, virtual_time: VirtualTime) -> None:
-    server = Recorder()
-    url = await start_app(server.app)
+        start_mock: StartMock, virtual_time: VirtualTime) -> None:
+    server = await start_mock()
+    url = server.url
     table = RoutingTable()
     table.upsert_provider("default", "p", spec(url, healthCheck={"intervalSeconds": 10,
                                                                  "timeoutSeconds": 1}))
@@ -274,7 +270,7 @@ async def test_jitter_spreads_the_naps_around_the_interval(
     assert min(naps) < 10.0 < max(naps)
 
 
-async def test_stop_closes_its_own_client(start_app: StartApp) -> None:
+async def test_stop_closes_its_own_client(start_mock: StartMock) -> None:
     table = RoutingTable()
     prober = Prober(table)
     prober.start()
