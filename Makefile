@@ -2,16 +2,32 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# uv installs exactly the versions in uv.lock. uv itself is pinned and comes from PyPI (a wheel
+# with the binary inside) into a per-user cache, so no installer script is piped into a shell.
+UV_VERSION := 0.13.9
+UV_DIR := $(HOME)/.cache/zoey-provider-router/uv-$(UV_VERSION)
+UV := $(UV_DIR)/bin/uv
+# Use the interpreter we name; never download one.
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test unit integration lint bench crds clean
+.PHONY: run test unit integration lint lock bench crds clean
 
 include tests/testenv/testenv.mk
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+$(UV):
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(UV_DIR) \
+		uv==$(UV_VERSION)
+
+# --locked: fail (rather than re-resolve) if pyproject.toml changed without `make lock`.
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --quiet --locked --extra dev --python $(PYTHON)
 	touch $@
+
+# After editing dependencies in pyproject.toml: re-resolve and rewrite uv.lock (commit it).
+# `make lock UPGRADE=1` also moves every pin to the newest allowed version.
+lock: $(UV)
+	$(UV) lock --python $(PYTHON) $(if $(UPGRADE),--upgrade)
 
 run: $(VENV)/.installed
 	$(VENV)/bin/provider-router demo
@@ -28,16 +44,18 @@ unit: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy src
+	$(VENV)/bin/lint-imports
 
 bench: $(VENV)/.installed testenv-build
 	$(PY) bench/engine.py
 	$(PY) bench/route_service.py
 	$(PY) bench/operator_scale.py
 	$(PY) bench/load_sim.py
+	$(PY) bench/cli_startup.py
 
 crds: $(VENV)/.installed
 	$(VENV)/bin/provider-router crds --out crds
 	bash tests/tools/sync-chart-crds.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks .import_linter_cache

@@ -71,6 +71,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build the test control plane before the first test that needs it, if it is not cached.
+
+    A cold build takes many minutes; inside the ``k8s`` fixture it would count against that
+    test's timeout (pytest-timeout, see pyproject.toml) and fail it. A failure here is left to
+    the fixture, which skips or fails with its own message."""
+    if session.config.getoption("--k8s") != "testenv" or session.config.option.collectonly:
+        return
+    if not any("k8s" in getattr(item, "fixturenames", ()) for item in session.items):
+        return
+    with contextlib.suppress(Exception):
+        load_starter().build(log=_terminal_writer(session.config))
+
+
 def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 

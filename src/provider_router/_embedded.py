@@ -43,7 +43,7 @@ from provider_router.engine import (
     RoutingTable,
     reasons,
 )
-from provider_router.health import probe
+from provider_router.health import probe, probe_client
 
 RoutingStrategy = Strategy
 """The seed's name for the strategies: ``RoutingStrategy.ROUND_ROBIN`` and so on."""
@@ -303,11 +303,12 @@ class ProviderRouter:
 
     async def health_check(self, name: str, *,
                            client: httpx.AsyncClient | None = None) -> HealthReport:
-        """Probe one provider now and feed the verdict to the router."""
+        """Probe one provider now and feed the verdict to the router. Without ``client``, the
+        probe goes through ``probe_client()``: never via an environment proxy, no redirects."""
         spec = self.table.provider(_NAMESPACE, name).spec  # raises UnknownProvider
         info = self._infos[name]
         if client is None:
-            async with httpx.AsyncClient() as own:
+            async with probe_client(1) as own:
                 result = await probe(own, spec, info.credential)
         else:
             result = await probe(client, spec, info.credential)

@@ -1,8 +1,8 @@
 """The container image's build path, replayed without a container engine.
 
 Why: no Docker engine runs here or in CI, yet a Dockerfile that does not build, or an image whose
-entry point cannot start, is only found when someone deploys the chart. So this module checks
-the Dockerfile's shape and lints it with hadolint, and replays what its two stages do: the
+entry point cannot start, is only found when someone deploys the chart. So this module lints
+the Dockerfile with hadolint and replays what its two stages do: the
 builder's COPY of the (.dockerignore-filtered) context and ``pip wheel --no-deps``; the final
 stage's ``pip install`` of that wheel alone into a fresh environment; then the ENTRYPOINT and the
 arguments the Helm chart passes. (The only deviations, for speed: pip's cache is reused where
@@ -11,7 +11,6 @@ the image uses --no-cache-dir, and nothing is byte-compiled.)
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
@@ -20,7 +19,6 @@ import socket
 import subprocess
 import sys
 import time
-import tomllib
 import urllib.error
 import urllib.request
 import zipfile
@@ -80,47 +78,6 @@ def _stages() -> list[list[Instruction]]:
 
 def _all(stage: list[Instruction], keyword: str) -> list[str]:
     return [i.args for i in stage if i.keyword == keyword]
-
-
-def test_dockerfile_is_multi_stage_on_python_311_slim() -> None:
-    text = DOCKERFILE.read_text(encoding="utf-8")
-    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim$", text, re.MULTILINE)
-    builder, final = _stages()
-    assert _all(builder, "FROM") == ["${PYTHON_IMAGE} AS builder"]
-    assert _all(final, "FROM") == ["${PYTHON_IMAGE}"]
-
-
-def test_builder_builds_only_our_wheel() -> None:
-    builder, _ = _stages()
-    runs = " ".join(_all(builder, "RUN"))
-    assert "pip wheel --no-deps --wheel-dir /wheels ." in runs
-
-
-def test_final_stage_installs_only_the_wheel_without_build_tools() -> None:
-    _, final = _stages()
-    runs = " ".join(_all(final, "RUN"))
-    assert "pip install --no-cache-dir --only-binary :all: /tmp/wheels/*.whl" in runs
-    for tool in ("apt-get", "gcc", "build-essential", "python -m build", "pip wheel", "git "):
-        assert tool not in runs, f"final stage must not use {tool}"
-    assert _all(final, "COPY") == ["--from=builder /wheels/ /tmp/wheels/"]
-
-
-def test_final_stage_runs_as_numeric_non_root_with_exec_form_entrypoint() -> None:
-    _, final = _stages()
-    assert _all(final, "USER") == ["65532:65532"]
-    keywords = [i.keyword for i in final]
-    assert keywords.index("USER") > max(i for i, k in enumerate(keywords) if k == "RUN")
-    assert [json.loads(a) for a in _all(final, "ENTRYPOINT")] == [["provider-router"]]
-    assert [json.loads(a) for a in _all(final, "CMD")] == [["operator"]]
-    assert _all(final, "EXPOSE") == ["8080"]
-    assert any("org.opencontainers.image.title" in a for a in _all(final, "LABEL"))
-    assert any("PYTHONUNBUFFERED=1" in a for a in _all(final, "ENV"))
-
-
-def test_entrypoint_is_the_projects_console_script() -> None:
-    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    assert project["project"]["scripts"]["provider-router"] == "provider_router.cli:main"
-    assert project["project"]["requires-python"] == ">=3.11"
 
 
 def test_hadolint() -> None:

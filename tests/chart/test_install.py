@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from provider_router.mock_provider import MockProvider
 from support.operator_harness import (
     REPO,
     BackgroundLoop,
     Kube,
-    MockProvider,
     eventually,
     policy_doc,
     provider_doc,
@@ -94,7 +94,7 @@ def test_operator_does_its_whole_job_as_the_chart_service_account(
     token = k8s.token_for(namespace, installed)
     kubeconfig = k8s.kubeconfig_for_token(token)
     background = BackgroundLoop()
-    server = MockProvider()
+    server = MockProvider("mock")
     background.run(server.start())
     kube = Kube(k8s, namespace)  # admin, to create the resources
     kube.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},
@@ -106,7 +106,7 @@ def test_operator_does_its_whole_job_as_the_chart_service_account(
     try:
         kube.run("wait", "--for=condition=Ready", "llmp/p", "rpol/main", "--timeout=30s")
         assert operator.routed_to(namespace) == "p"
-        server.mode = "fail"
+        server.fail(503)
         eventually(lambda: kube.condition("llmp", "p", "Healthy").get("status") == "False")
         eventually(lambda: any(e["reason"] == "BecameUnhealthy" for e in kube.events("p")))
     finally:

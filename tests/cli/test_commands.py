@@ -3,8 +3,10 @@ library; client subcommands print JSON from a real running router."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
+import re
 import sys
 import types
 from pathlib import Path
@@ -25,13 +27,37 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
     return code, out, err
 
 
+COMMANDS = ["serve", "demo", "crds", "route", "report", "providers", "policies", "operator"]
+
+
+def _listed_commands(help_text: str) -> dict[str, str]:
+    """The ``COMMAND`` block of ``--help``: each command's name and one-line help, in order."""
+    lines = help_text.splitlines()
+    start = lines.index("  COMMAND") + 1
+    listed: dict[str, str] = {}
+    for line in lines[start:]:
+        found = re.fullmatch(r" {4}(\S+) +(\S.*)", line)
+        if found is None:
+            break
+        listed[found[1]] = found[2]
+    return listed
+
+
 def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
         main(["--help"])
     assert done.value.code == 0
-    out = capsys.readouterr().out
-    for command in ("serve", "demo", "crds", "route", "providers", "policies", "operator"):
-        assert command in out
+    listed = _listed_commands(capsys.readouterr().out)
+    assert list(listed) == COMMANDS
+    (commands,) = [action for action in build_parser()._actions
+                   if isinstance(action, argparse._SubParsersAction)]
+    assert list(commands.choices) == COMMANDS  # what --help lists is what main() parses
+    for name in COMMANDS:
+        assert listed[name].strip()
+        with pytest.raises(SystemExit) as done:
+            main([name, "--help"])
+        assert done.value.code == 0
+        assert capsys.readouterr().out.startswith(f"usage: provider-router {name} ")
 
 
 def test_defaults() -> None:

@@ -10,7 +10,8 @@ import sys
 
 import httpx
 
-from provider_router.demo import MockProvider, run_demo
+from provider_router.demo import run_demo
+from provider_router.mock_provider import MockProvider
 from provider_router.standalone import Standalone
 
 

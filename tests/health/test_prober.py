@@ -1,46 +1,45 @@
 """The Prober against real loopback servers: bounded concurrency, per-provider credentials,
-and loops that follow the table as providers come and go."""
+and loops that follow the table as providers come and go. The loops wait on virtual time
+(``VirtualTime``): a test advances the clock instead of sleeping through an interval."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import httpx
-from aiohttp import web
+import pytest
 
 from provider_router.api import LLMProviderSpec, SecretKeyRef
 from provider_router.engine import Health, ProbeResult, RoutingTable
 from provider_router.health import Prober
+from provider_router.mock_provider import MockProvider
 
-StartApp = Callable[[web.Application], Awaitable[str]]
+from .conftest import VirtualTime
+
+StartMock = Callable[..., Awaitable[MockProvider]]
 
 
-class Recorder:
-    """An aiohttp app that answers 200 (after ``delay``) and remembers every request."""
+@pytest.fixture
+async def start_mock() -> AsyncIterator[StartMock]:
+    """``await start_mock(**fields)``: a started ``MockProvider`` on loopback, stopped after."""
+    started: list[MockProvider] = []
 
-    def __init__(self, delay: float = 0.0, status: int = 200) -> None:
-        self.delay = delay
-        self.status = status
-        self.requests: list[tuple[str, dict[str, str]]] = []
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self.app = web.Application()
-        self.app.router.add_route("*", "/{tail:.*}", self.handle)
+    async def start(**fields: Any) -> MockProvider:
+        mock = MockProvider(f"mock-{len(started)}", **fields)
+        await mock.start()
+        started.append(mock)
+        return mock
 
-    async def handle(self, request: web.Request) -> web.Response:
-        self.requests.append((request.path, dict(request.headers)))
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            if self.delay:
-                await asyncio.sleep(self.delay)
-            return web.json_response({"object": "list", "data": []}, status=self.status)
-        finally:
-            self.in_flight -= 1
+    yield start
+    for mock in started:
+        await mock.stop()
 
-    def paths(self) -> list[str]:
-        return [path for path, _ in self.requests]
+
+def paths(server: MockProvider) -> list[str]:
+    return [request.path for request in server.requests]
 
 
 def spec(url: str, **extra: object) -> LLMProviderSpec:
@@ -55,9 +54,9 @@ async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
-async def test_bounded_concurrency_with_200_providers(start_app: StartApp) -> None:
-    server = Recorder(delay=0.02)
-    url = await start_app(server.app)
+async def test_bounded_concurrency_with_200_providers(start_mock: StartMock) -> None:
+    server = await start_mock(latency=0.02)
+    url = server.url
     table = RoutingTable()
     for i in range(200):
         table.upsert_provider("default", f"p{i}", spec(f"{url}/p{i}"))
@@ -71,14 +70,15 @@ async def test_bounded_concurrency_with_200_providers(start_app: StartApp) -> No
         finally:
             await prober.stop()
         assert not client.is_closed  # a client passed in belongs to the caller
-    assert len(set(server.paths())) == 200
+    assert len(set(paths(server))) == 200
     assert server.max_in_flight == 8
     assert prober.max_in_flight == 8
 
 
-async def test_results_reach_the_table_and_the_hook(start_app: StartApp) -> None:
-    good, bad = Recorder(), Recorder(status=503)
-    good_url, bad_url = await start_app(good.app), await start_app(bad.app)
+async def test_results_reach_the_table_and_the_hook(start_mock: StartMock) -> None:
+    good, bad = await start_mock(), await start_mock()
+    bad.fail(503)
+    good_url, bad_url = good.url, bad.url
     table = RoutingTable()
     table.upsert_provider("ns", "good", spec(good_url))
     table.upsert_provider("ns", "bad", spec(bad_url, healthCheck={"failureThreshold": 1}))
@@ -97,9 +97,10 @@ async def test_results_reach_the_table_and_the_hook(start_app: StartApp) -> None
     assert table.provider("ns", "bad").health is Health.UNHEALTHY
 
 
-async def test_a_failing_hook_does_not_stop_probing(start_app: StartApp) -> None:
-    server = Recorder()
-    url = await start_app(server.app)
+async def test_a_failing_hook_does_not_stop_probing(start_mock: StartMock,
+                                                    virtual_time: VirtualTime) -> None:
+    server = await start_mock()
+    url = server.url
     table = RoutingTable()
     table.upsert_provider("default", "p", spec(url, healthCheck={"intervalSeconds": 1,
                                                                  "timeoutSeconds": 1}))
@@ -110,14 +111,23 @@ async def test_a_failing_hook_does_not_stop_probing(start_app: StartApp) -> None
         calls += 1
         raise RuntimeError("hook bug")
 
-    async with Prober(table, on_result=hook, initial_delay=0.0, jitter=0.0):
-        await wait_for(lambda: calls >= 2, timeout=4)
-    assert len(server.requests) >= 2
+    async with Prober(table, on_result=hook, initial_delay=0.0, jitter=0.0,
+                      sleep=virtual_time.sleep):
+        await wait_for(lambda: calls == 1 and virtual_time.sleeping == 1)
+        virtual_time.advance(1)
+        await wait_for(lambda: calls == 2 and virtual_time.sleeping == 1)
+    assert len(server.requests) == 2
 
 
-async def test_credentials_go_only_to_their_provider(start_app: StartApp) -> None:
-    first, second = Recorder(), Recorder()
-    url1, url2 = await start_app(first.app), await start_app(second.app)
+async def _quiet_loop() -> None:
+    """Let every ready task run; with no nap ended, no probe can start meanwhile."""
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+async def test_credentials_go_only_to_their_provider(start_mock: StartMock) -> None:
+    first, second = await start_mock(), await start_mock()
+    url1, url2 = first.url, second.url
     secrets = {("team-a", "creds-a"): {"key": "token-for-a"},
                ("team-b", "creds-b"): {"key": "token-for-b"}}
     lookups: list[tuple[str, str]] = []
@@ -139,8 +149,8 @@ async def test_credentials_go_only_to_their_provider(start_app: StartApp) -> Non
     async with Prober(table, credential_for=credential_for, initial_delay=0.0):
         await wait_for(lambda: len(first.requests) >= 2 and len(second.requests) >= 2)
 
-    def headers_for(server: Recorder, prefix: str) -> dict[str, str]:
-        (headers,) = [h for path, h in server.requests if path.startswith(prefix)][:1]
+    def headers_for(server: MockProvider, prefix: str) -> dict[str, str]:
+        (headers,) = [r.headers for r in server.requests if r.path.startswith(prefix)][:1]
         return {k.lower(): v for k, v in headers.items()}
 
     a = headers_for(first, "/a/")
@@ -155,14 +165,14 @@ async def test_credentials_go_only_to_their_provider(start_app: StartApp) -> Non
     assert "authorization" not in borrower
     assert "x-api-key" not in borrower
     for server, token in ((first, "token-for-b"), (second, "token-for-a")):
-        assert all(token not in str(h) for _, h in server.requests)
+        assert all(token not in str(r.headers) for r in server.requests)
     assert sorted(set(lookups)) == [("team-a", "creds-a"), ("team-b", "creds-a"),
                                     ("team-b", "creds-b")]
 
 
-async def test_disabled_and_unchecked_providers_are_not_probed(start_app: StartApp) -> None:
-    server = Recorder()
-    url = await start_app(server.app)
+async def test_disabled_and_unchecked_providers_are_not_probed(start_mock: StartMock) -> None:
+    server = await start_mock()
+    url = server.url
     table = RoutingTable()
     table.upsert_provider("default", "on", spec(url + "/on"))
     table.upsert_provider("default", "off", spec(url + "/off", disabled=True))
@@ -172,26 +182,27 @@ async def test_disabled_and_unchecked_providers_are_not_probed(start_app: StartA
         await wait_for(lambda: len(server.requests) >= 1)
         assert prober.probed == {("default", "on")}
         assert await prober.probe_now("default", "off") is None
-    assert server.paths() == ["/on/v1/models"]
+    assert paths(server) == ["/on/v1/models"]
 
 
-async def test_sync_follows_added_changed_and_removed_providers(start_app: StartApp) -> None:
-    server = Recorder()
-    url = await start_app(server.app)
+async def test_sync_follows_added_changed_and_removed_providers(
+        start_mock: StartMock, virtual_time: VirtualTime) -> None:
+    server = await start_mock()
+    url = server.url
     table = RoutingTable()
     table.upsert_provider("default", "a", spec(url + "/a", healthCheck={"intervalSeconds": 60}))
-    async with Prober(table, initial_delay=0.0) as prober:
-        await wait_for(lambda: "/a/v1/models" in server.paths())
+    async with Prober(table, initial_delay=0.0, sleep=virtual_time.sleep) as prober:
+        await wait_for(lambda: "/a/v1/models" in paths(server))
 
         table.upsert_provider("default", "b", spec(url + "/b"))
         prober.sync()
-        await wait_for(lambda: "/b/v1/models" in server.paths())
+        await wait_for(lambda: "/b/v1/models" in paths(server))
 
         # A changed spec is probed again promptly, at its new address.
         table.upsert_provider("default", "a", spec(url + "/a2",
                                                    healthCheck={"intervalSeconds": 60}))
         prober.sync()
-        await wait_for(lambda: "/a2/v1/models" in server.paths())
+        await wait_for(lambda: "/a2/v1/models" in paths(server))
 
         table.remove_provider("default", "b")
         table.upsert_provider("default", "a", spec(url + "/a2", disabled=True,
@@ -199,28 +210,67 @@ async def test_sync_follows_added_changed_and_removed_providers(start_app: Start
         prober.sync()
         assert prober.probed == set()
         count = len(server.requests)
-        await asyncio.sleep(0.1)
+        await wait_for(lambda: virtual_time.sleeping == 0)  # every loop is gone
+        virtual_time.advance(3600)
+        await _quiet_loop()
         assert len(server.requests) == count
 
 
-async def test_interval_is_respected(start_app: StartApp) -> None:
-    server = Recorder()
-    url = await start_app(server.app)
+async def test_each_loop_sleeps_its_interval(start_mock: StartMock,
+                                             virtual_time: VirtualTime) -> None:
+    server = await start_mock()
+    url = server.url
     table = RoutingTable()
-    table.upsert_provider("default", "p", spec(url, healthCheck={"intervalSeconds": 1,
+    table.upsert_provider("default", "p", spec(url, healthCheck={"intervalSeconds": 10,
                                                                  "timeoutSeconds": 1}))
-    loop = asyncio.get_running_loop()
-    times: list[float] = []
+    async with Prober(table, initial_delay=3.0, jitter=0.0, rng=random.Random(5),
+                      sleep=virtual_time.sleep) as prober:
+        # First a random start delay, capped by initial_delay; no probe before it ends.
+        await wait_for(lambda: virtual_time.sleeping == 1)
+        (start,) = virtual_time.naps
+        assert 0.0 < start <= 3.0
+        await _quiet_loop()
+        assert server.requests == []
+        virtual_time.advance(start)
+        for probes in (1, 2, 3):
+            await wait_for(lambda n=probes: len(server.requests) == n  # type: ignore[misc]
+                           and virtual_time.sleeping == 1)
+            assert virtual_time.naps[-1] == 10.0
+            virtual_time.advance(9.9)  # not yet: the nap is 10 s
+            await _quiet_loop()
+            assert len(server.requests) == probes
+            virtual_time.advance(0.1)
+        await wait_for(lambda: len(server.requests) == 4 and virtual_time.sleeping == 1)
+        # The loop reads the interval from the table: a new spec is probed at once, then
+        # sleeps the new interval.
+        table.upsert_provider("default", "p", spec(url, healthCheck={"intervalSeconds": 30,
+                                                                     "timeoutSeconds": 1}))
+        prober.sync()
+        await wait_for(lambda: virtual_time.naps[-1] == 30.0 and virtual_time.sleeping == 1)
+    assert len(server.requests) == 5
 
-    def hook(namespace: str, name: str, result: ProbeResult) -> None:
-        times.append(loop.time())
 
-    async with Prober(table, on_result=hook, initial_delay=0.0, jitter=0.0):
-        await wait_for(lambda: len(times) >= 2, timeout=4)
-    assert 0.9 <= times[1] - times[0] <= 1.5
+async def test_jitter_spreads_the_naps_around_the_interval(
+        start_mock: StartMock, virtual_time: VirtualTime) -> None:
+    server = await start_mock()
+    url = server.url
+    table = RoutingTable()
+    table.upsert_provider("default", "p", spec(url, healthCheck={"intervalSeconds": 10,
+                                                                 "timeoutSeconds": 1}))
+    async with Prober(table, initial_delay=0.0, jitter=0.2, rng=random.Random(11),
+                      sleep=virtual_time.sleep):
+        for probes in range(1, 21):
+            await wait_for(lambda n=probes: len(server.requests) == n  # type: ignore[misc]
+                           and virtual_time.sleeping == 1)
+            virtual_time.advance(virtual_time.naps[-1])
+    naps = virtual_time.naps
+    assert len(naps) >= 20
+    assert all(8.0 <= nap <= 12.0 for nap in naps)
+    assert len(set(naps)) == len(naps)  # each nap drawn anew
+    assert min(naps) < 10.0 < max(naps)
 
 
-async def test_stop_closes_its_own_client(start_app: StartApp) -> None:
+async def test_stop_closes_its_own_client(start_mock: StartMock) -> None:
     table = RoutingTable()
     prober = Prober(table)
     prober.start()

@@ -66,6 +66,31 @@ def test_defaults_are_filled_in_by_the_server(k8s: Any, namespace: str, applied:
                                           "cooldownSeconds": 30, "maxFallbacks": 2}
 
 
+def test_a_short_interval_alone_is_accepted_and_the_timeout_follows_it(
+        k8s: Any, namespace: str, applied: None) -> None:
+    from provider_router.api import LLMProviderSpec
+
+    stored = create(k8s, namespace, "llmproviders", "LLMProvider", "quick",
+                    {"baseURL": "http://127.0.0.1:1", "healthCheck": {"intervalSeconds": 2}})
+    check = stored["spec"]["healthCheck"]
+    assert check["intervalSeconds"] == 2
+    assert "timeoutSeconds" not in check  # no schema default to trip the interval rule
+    spec = LLMProviderSpec.model_validate(stored["spec"])
+    assert (spec.health_check.interval_seconds, spec.health_check.timeout_seconds) == (2, 2)
+    # With no healthCheck at all, the defaults hold: every 30 s, 5 s to answer.
+    plain = create(k8s, namespace, "llmproviders", "LLMProvider", "plain",
+                   {"baseURL": "http://127.0.0.1:1"})
+    check = LLMProviderSpec.model_validate(plain["spec"]).health_check
+    assert (check.interval_seconds, check.timeout_seconds) == (30, 5)
+    # An explicit timeout longer than the interval is still refused.
+    with pytest.raises(ApiException) as caught:
+        create(k8s, namespace, "llmproviders", "LLMProvider", "slow",
+               {"baseURL": "http://127.0.0.1:1",
+                "healthCheck": {"intervalSeconds": 2, "timeoutSeconds": 3}})
+    assert caught.value.status == 422
+    assert "timeoutSeconds must not exceed intervalSeconds" in caught.value.body
+
+
 def test_status_survives_the_subresource_and_shows_in_columns(
         k8s: Any, namespace: str, applied: None) -> None:
     create(k8s, namespace, "llmproviders", "LLMProvider", "p", {"baseURL": "http://a:1"})

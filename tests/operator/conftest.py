@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from provider_router.mock_provider import MockProvider
 from support.operator_harness import (
     REPO,
     BackgroundLoop,
     Kube,
-    MockProvider,
     RunningOperator,
     start_operator,
 )
@@ -38,7 +38,7 @@ def mock_providers(background: BackgroundLoop) -> Iterator[Callable[[], MockProv
     started: list[MockProvider] = []
 
     def make() -> MockProvider:
-        provider = MockProvider()
+        provider = MockProvider("mock")
         background.run(provider.start())
         started.append(provider)
         return provider

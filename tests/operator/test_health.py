@@ -24,14 +24,14 @@ def test_failure_and_recovery_flip_status_route_and_post_one_event_each(
         return operator.routed_to(kube.namespace)
 
     assert routed_to() == "primary"
-    primary.mode = "fail"
+    primary.fail(503)
     failed_at = time.monotonic()
     eventually(lambda: kube.condition("llmp", "primary", "Healthy").get("status")
                      == "False", timeout=1 + 2)
     assert time.monotonic() - failed_at <= 3.0
     assert kube.condition("llmp", "primary", "Healthy")["reason"] == "ServerError"
     assert routed_to() == "backup"
-    primary.mode = "ok"
+    primary.recover()
     eventually(lambda: kube.condition("llmp", "primary", "Healthy").get("status")
                      == "True", timeout=10)
     eventually(lambda: routed_to() == "primary", timeout=5)
@@ -47,7 +47,7 @@ def test_a_dead_provider_settles_and_stops_writing_status(
                policy_doc("main", default=True,
                           failover={"failureThreshold": 1, "cooldownSeconds": 1}))
     kube.run("wait", "--for=condition=Ready", "llmp/dead", "--timeout=30s")
-    dead.mode = "fail"
+    dead.fail(503)
     eventually(lambda: kube.condition("llmp", "dead", "Healthy").get("status") == "False",
                timeout=5)
     eventually(lambda: kube.get("llmp", "dead")["status"]["health"]["circuit"] == "HalfOpen",

@@ -77,7 +77,7 @@ def test_bad_references_are_reported_and_recover(kube, operator, mock_providers)
                 "stringData": {"apiKey": "sk-test-recovers"}})
     eventually(lambda: accepted().get("status") == "True", timeout=15)
     kube.run("wait", "--for=condition=Ready", "llmp/keyed", "--timeout=30s")
-    assert "Bearer sk-test-recovers" in server.auth_headers
+    assert "Bearer sk-test-recovers" in server.authorizations()
     kube.apply(policy_doc("lonely", providerSelector={"matchLabels": {"tier": "a"}}))
     kube.run("wait", "--for=condition=Ready", "rpol/lonely", "--timeout=30s")
     response = operator.route(namespace=kube.namespace, policy="lonely")

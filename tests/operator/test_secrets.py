@@ -23,10 +23,10 @@ def test_secret_value_never_leaves_the_probe(kube, operator, mock_providers, cap
                             credentialsSecretRef={"name": "creds", "key": "apiKey"}),
                policy_doc("main", default=True))
     kube.run("wait", "--for=condition=Ready", "llmp/keyed", "--timeout=30s")
-    assert f"Bearer {token}" in server.auth_headers
-    server.mode = "fail"
+    assert f"Bearer {token}" in server.authorizations()
+    server.fail(503)
     eventually(lambda: kube.condition("llmp", "keyed", "Healthy").get("status") == "False")
-    server.mode = "ok"
+    server.recover()
     eventually(lambda: kube.condition("llmp", "keyed", "Healthy").get("status") == "True")
     seen = [
         kube.run("get", "llmp", "keyed", "-o", "yaml"),

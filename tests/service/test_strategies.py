@@ -1,4 +1,4 @@
-"""Each of the seven strategies, driven through ``/v1/route``, picks what DESIGN §2 says."""
+"""Each of the seven strategies, driven through ``/v1/route``, picks what the README says."""
 
 from __future__ import annotations
 
@@ -39,13 +39,18 @@ async def test_capability_prefers_headroom_then_cost_among_capable_providers(api
                      costPer1kTokens=0.5)
     api.add_provider("unlimited", capabilities=["chat", "vision"], costPer1kTokens=0.9)
     api.add_policy("cap", strategy="Capability", default=True)
-    # Equal headroom at first: the cheapest capable one.
-    assert await api.pick(capability="vision") == "cheap"
-    # One request used 1% of cheap's minute: the others have more headroom, roomy is cheaper.
+    # Headroom is the number of requests left this minute; no limit is unlimited.
+    assert await api.pick(capability="vision") == "unlimited"
+    assert await api.pick(capability="vision") == "unlimited"
+    api.add_provider("unlimited", capabilities=["chat", "vision"], costPer1kTokens=0.9,
+                     disabled=True)
+    # Then roomy's ~1,000 left beat cheap's 100, though roomy costs more.
     assert await api.pick(capability="vision") == "roomy"
-    # roomy used 0.1%: unlimited (no limit, full headroom) now has the most.
-    assert await api.pick(capability="vision") == "unlimited"
-    assert await api.pick(capability="vision") == "unlimited"
+    # Cut roomy to 100 a minute, one of them used: cheap has more left (names compare
+    # case-insensitively).
+    api.add_provider("roomy", capabilities=["chat", "vision"], rateLimitRPM=100,
+                     costPer1kTokens=0.5)
+    assert await api.pick(capability="VISION") == "cheap"
     explained = await api.route_ok(capability="vision", explain=True, lease=False)
     reasons = {c["name"]: c["reasons"] for c in explained["candidates"]}
     assert reasons["textonly"] == ["MissingCapability"]

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import yaml
 
-from provider_router.demo import MockProvider
+from provider_router.mock_provider import MockProvider
 from provider_router.standalone import Standalone
 
 

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from prometheus_client import generate_latest
 
-from provider_router.demo import MockProvider
+from provider_router.mock_provider import MockProvider
 from provider_router.standalone import Standalone
 from standalone.router_harness import eventually, policy_doc, provider_doc, write_docs
 

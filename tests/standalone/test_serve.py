@@ -116,7 +116,7 @@ async def test_bad_manifest_keeps_the_last_good_table(env: Env,
 
 
 async def test_single_file_mode(tmp_path: Path) -> None:
-    from provider_router.demo import MockProvider
+    from provider_router.mock_provider import MockProvider
 
     mock = MockProvider("solo")
     await mock.start()
@@ -151,7 +151,7 @@ async def test_invalid_manifests_at_start_are_fatal(tmp_path: Path) -> None:
 
 
 async def test_shutdown_is_clean(tmp_path: Path) -> None:
-    from provider_router.demo import MockProvider
+    from provider_router.mock_provider import MockProvider
 
     mock = MockProvider("m", latency=0.3)
     await mock.start()
@@ -174,7 +174,7 @@ async def test_shutdown_is_clean(tmp_path: Path) -> None:
 
 
 async def test_a_rotated_secret_is_used_after_reload(tmp_path: Path) -> None:
-    from provider_router.demo import MockProvider
+    from provider_router.mock_provider import MockProvider
 
     mock = MockProvider("keyed", api_key="key-one")
     await mock.start()

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from provider_router.demo import MockProvider
+from provider_router.mock_provider import MockProvider
 from standalone.router_harness import policy_doc, provider_doc, write_docs
 
 

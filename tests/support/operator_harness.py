@@ -1,5 +1,5 @@
-"""Helpers for the operator's tests: mock providers, kubectl with YAML, and the operator
-running in the test's event loop."""
+"""Helpers for the operator's tests: kubectl with YAML, and the operator running in the
+test's event loop (providers are ``provider_router.mock_provider.MockProvider``s)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 
 import httpx
 import yaml
-from aiohttp import web
 
 from provider_router.operator import Operator, OperatorOptions
 from provider_router.runtime import RuntimeSettings
@@ -21,39 +20,6 @@ from provider_router.runtime import RuntimeSettings
 REPO = Path(__file__).resolve().parents[2]
 
 T = TypeVar("T")
-
-
-class MockProvider:
-    """An OpenAI-compatible server on loopback whose health a test can switch."""
-
-    def __init__(self) -> None:
-        self.mode = "ok"
-        self.auth_headers: list[str] = []
-        self._runner: web.AppRunner | None = None
-        self.port = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def _models(self, request: web.Request) -> web.Response:
-        self.auth_headers.append(request.headers.get("Authorization", ""))
-        if self.mode == "fail":
-            return web.json_response({"error": "down for maintenance"}, status=503)
-        return web.json_response({"object": "list", "data": [{"id": "mock-model"}]})
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_get("/v1/models", self._models)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
 
 class Kube:

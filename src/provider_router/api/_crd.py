@@ -157,7 +157,11 @@ class _CrdSchemaGenerator(GenerateJsonSchema):
             value = super().get_default_value(schema)
         if isinstance(value, BaseModel):
             # Only what differs from the nested defaults: the API server applies those itself.
-            return value.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+            # A default computed from other fields has no schema default; the model fills it.
+            derived = {field.alias or name for name, field in type(value).model_fields.items()
+                       if field.default_factory_takes_validated_data}
+            dumped = value.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+            return {k: v for k, v in dumped.items() if k not in derived}
         return value
 
 

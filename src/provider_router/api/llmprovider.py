@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -55,8 +55,22 @@ class Pricing(KubeModel):
     output: NonNegativeFloat | None = None
 
 
+DEFAULT_PROBE_TIMEOUT_SECONDS = 5
+"""``timeoutSeconds`` when unset, unless the interval is shorter (then the interval)."""
+
+
+def _default_timeout(data: dict[str, Any]) -> int:
+    # Follows the interval, so that ``intervalSeconds: 2`` alone is valid. No default in the
+    # CRD schema on purpose: the API server would fill in 5 and then reject it as too long.
+    interval = data.get("interval_seconds")
+    if not isinstance(interval, int):  # the interval itself failed validation
+        return DEFAULT_PROBE_TIMEOUT_SECONDS
+    return min(DEFAULT_PROBE_TIMEOUT_SECONDS, interval)
+
+
 class HealthCheck(KubeModel):
-    """How the operator probes the provider. ``path`` unset means the ``apiFormat``'s default."""
+    """How the operator probes the provider. ``path`` unset means the ``apiFormat``'s default;
+    ``timeoutSeconds`` unset means 5 s, or the interval if that is shorter."""
 
     model_config = KubeModel.model_config | {
         "json_schema_extra": {
@@ -76,7 +90,10 @@ class HealthCheck(KubeModel):
     enabled: bool = True
     path: Annotated[str, Field(pattern=r"^/[^\s]*$", max_length=2048)] | None = None
     interval_seconds: Annotated[int, Field(ge=1, le=86400)] = 30
-    timeout_seconds: Annotated[int, Field(ge=1, le=300)] = 5
+    timeout_seconds: Annotated[int, Field(ge=1, le=300)] = Field(
+        default_factory=_default_timeout,
+        description="Probe timeout. Unset: 5, or intervalSeconds if that is shorter; never "
+                    "longer than intervalSeconds.")
     failure_threshold: Annotated[int, Field(ge=1, le=100)] = 3
     success_threshold: Annotated[int, Field(ge=1, le=100)] = 1
 

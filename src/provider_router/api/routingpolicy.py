@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
@@ -24,6 +24,22 @@ class Strategy(StrEnum):
     LATENCY = "Latency"
     PRIORITY = "Priority"
     WEIGHTED = "Weighted"
+
+    # The seed library's spelling (``RoutingStrategy.RoundRobin``) names the same members. They
+    # are plain class attributes, set below, not enum aliases: an alias would be listed again
+    # in ``__members__`` (and so in the CRD's enum) and count as a member for exhaustiveness.
+    RoundRobin: ClassVar[Strategy]
+    LeastLoaded: ClassVar[Strategy]
+    Capability: ClassVar[Strategy]
+    Cost: ClassVar[Strategy]
+    Latency: ClassVar[Strategy]
+    Priority: ClassVar[Strategy]
+    Weighted: ClassVar[Strategy]
+
+
+for _member in Strategy:  # each value is its seed name: Strategy.RoundRobin = ROUND_ROBIN
+    setattr(Strategy, _member.value, _member)
+del _member
 
 
 class Requirements(KubeModel):

@@ -171,28 +171,15 @@ def kv_full(state: ProviderState, now: float, threshold: float) -> float:
 
 
 def headroom(state: ProviderState, now: float) -> float:
-    """The fraction of its limits left: the provider's own statement while current, for
-    requests and tokens alike, else our count of the sliding minute."""
+    """Requests left this minute: the provider's own statement while current (less our routes
+    to it since), else our count (``ProviderState.headroom``: ``rateLimitRPM`` minus the
+    sliding minute's requests, no limit being unlimited)."""
     live = state.live
     stated = live.stated(now) if live is not None else None
-    if stated is None:
+    if stated is None or stated.remaining_requests is None:
         return state.headroom(now)
     assert live is not None
-    spec = state.spec
-    room = 1.0
-    if stated.remaining_requests is not None:
-        limit = (stated.limit_requests or spec.rate_limit_rpm
-                 or max(stated.remaining_requests, 1))
-        left = stated.remaining_requests - (state.routed - live.routed_at_rate)
-        room = min(room, left / limit)
-    elif spec.rate_limit_rpm is not None:
-        room = min(room, 1.0 - state.requests.total(now) / spec.rate_limit_rpm)
-    if stated.remaining_tokens is not None and (stated.limit_tokens or spec.rate_limit_tpm):
-        room = min(room, stated.remaining_tokens / (stated.limit_tokens
-                                                    or spec.rate_limit_tpm or 1))
-    elif spec.rate_limit_tpm is not None:
-        room = min(room, 1.0 - state.tokens.total(now) / spec.rate_limit_tpm)
-    return max(room, 0.0)
+    return max(float(stated.remaining_requests - (state.routed - live.routed_at_rate)), 0.0)
 
 
 # -- discovered models ---------------------------------------------------------------------

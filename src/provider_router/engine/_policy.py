@@ -16,7 +16,7 @@ from provider_router.api import RoutingPolicySpec, Strategy
 from provider_router.engine._availability import ignored_blocks, policy_blocks
 from provider_router.engine._load import effective_load, headroom, kv_full
 from provider_router.engine._pools import Pool, Rank, RankedPool, WeightedPool
-from provider_router.engine._state import ProviderKey, ProviderState
+from provider_router.engine._state import ProviderKey, ProviderState, capability_set
 from provider_router.engine._sticky import Score, owner, score, seed_of
 from provider_router.engine._windows import RollingSum
 
@@ -144,7 +144,7 @@ class PolicyState:
         self.spec = spec
         self.generation = generation
         self.selected: set[ProviderKey] = set()
-        self.base_capabilities = frozenset(spec.requirements.capabilities)
+        self.base_capabilities = capability_set(spec.requirements.capabilities)
         # Read on every route; attribute reads on the pydantic spec cost more than these.
         self.want = 1 + (spec.failover.max_fallbacks if spec.failover.enabled else 0)
         """How many providers a decision names: the primary and its fallbacks."""
@@ -167,7 +167,7 @@ class PolicyState:
         asked = (capabilities, model)
         merged = self._requirements.get(asked)
         if merged is None:
-            merged = (self.base_capabilities.union(capabilities),
+            merged = (self.base_capabilities | capability_set(capabilities),
                       model or self.spec.requirements.model)
             if len(self._requirements) >= MAX_POOLS_PER_POLICY * 8:
                 self._requirements.clear()

@@ -6,7 +6,9 @@ to recompute it and which indexes to update.
 
 from __future__ import annotations
 
+import math
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
@@ -68,6 +70,12 @@ def api_base_for(base_url: str) -> str:
     return trimmed if trimmed.endswith("/v1") else trimmed + "/v1"
 
 
+def capability_set(names: Iterable[str]) -> frozenset[str]:
+    """Capabilities in the one form they are compared in: case-folded, so a request for
+    ``chat`` finds a provider declaring ``Chat`` (the seed library compares them that way)."""
+    return frozenset(name.casefold() for name in names)
+
+
 class ProviderState:
     """One provider's spec and runtime state."""
 
@@ -80,7 +88,7 @@ class ProviderState:
         self.view = ProviderView(
             name=key[1], namespace=key[0], base_url=spec.base_url,
             api_base=api_base_for(spec.base_url), api_format=spec.api_format)
-        self.capabilities = frozenset(spec.capabilities)
+        self.capabilities = capability_set(spec.capabilities)
         self.models = frozenset(spec.models)
         """Models it serves: the spec's list, else the ones it listed when probed."""
         self.discovered_models: tuple[str, ...] = ()
@@ -243,14 +251,14 @@ class ProviderState:
         return max(self.in_flight / self.capacity, self.external_load)
 
     def headroom(self, now: float) -> float:
-        """The smaller of the RPM and TPM fractions left this minute; 1.0 with no limits."""
-        spec = self.spec
-        room = 1.0
-        if spec.rate_limit_rpm is not None:
-            room = min(room, 1.0 - self.requests.total(now) / spec.rate_limit_rpm)
-        if spec.rate_limit_tpm is not None:
-            room = min(room, 1.0 - self.tokens.total(now) / spec.rate_limit_tpm)
-        return max(room, 0.0)
+        """Requests left this minute: ``rateLimitRPM`` minus the sliding minute's requests, so
+        a provider allowed 500 a minute has more room than one allowed 100 (the seed library's
+        meaning). No limit is unlimited (``inf``). TPM is not part of it: running out of tokens
+        makes a provider ineligible, it does not rank it."""
+        limit = self.spec.rate_limit_rpm
+        if limit is None:
+            return math.inf
+        return max(float(limit - self.requests.total(now)), 0.0)
 
     def retry_at(self, now: float) -> float | None:
         """When a blocked provider may next be tried: the end of an open circuit or cooldown."""

@@ -3,11 +3,18 @@
 ``probe()`` is one probe of one provider; ``Prober`` runs them for a whole routing table on
 each provider's interval, with one shared client and bounded concurrency. Its ``Scraper``
 reads the live load of providers with ``loadMetrics`` on (vLLM ``/metrics``, Ollama
-``/api/ps``) the same way.
+``/api/ps``) the same way. ``probe_client()`` is the one HTTP client configuration for probes
+(no environment proxies, no redirects).
 """
 
-from provider_router.health._loops import ProviderLoops
-from provider_router.health._probe import auth_headers, models_in, probe, probe_url
+from provider_router.health._loops import ProviderLoops, Sleep
+from provider_router.health._probe import (
+    auth_headers,
+    models_in,
+    probe,
+    probe_client,
+    probe_url,
+)
 from provider_router.health._prober import (
     DEFAULT_CONCURRENCY,
     CredentialLookup,
@@ -31,12 +38,14 @@ __all__ = [
     "ResultHook",
     "SampleHook",
     "Scraper",
+    "Sleep",
     "auth_headers",
     "load_url",
     "models_in",
     "parse_ollama_ps",
     "parse_vllm_metrics",
     "probe",
+    "probe_client",
     "probe_url",
     "scrape",
 ]

@@ -18,6 +18,8 @@ from provider_router.api import LLMProviderSpec
 from provider_router.engine import ProviderKey, RoutingTable, UnknownProvider
 
 Tick = Callable[[str, str], Awaitable[object]]
+Sleep = Callable[[float], Awaitable[None]]
+"""How a loop waits; tests pass a virtual clock's."""
 """One poll of one provider: ``tick(namespace, name)``."""
 
 
@@ -27,7 +29,7 @@ class ProviderLoops:
     def __init__(self, table: RoutingTable, *, wanted: Callable[[LLMProviderSpec], bool],
                  interval: Callable[[ProviderKey], float], tick: Tick, label: str,
                  jitter: float = 0.1, initial_delay: float = 2.0,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, sleep: Sleep = asyncio.sleep) -> None:
         self.table = table
         self._wanted = wanted
         self._interval = interval
@@ -36,6 +38,7 @@ class ProviderLoops:
         self._jitter = max(0.0, min(jitter, 0.9))
         self._initial_delay = max(0.0, initial_delay)
         self._rng = rng or random.Random()
+        self._sleep = sleep
         self._tasks: dict[ProviderKey, asyncio.Task[None]] = {}
         self._specs: dict[ProviderKey, LLMProviderSpec] = {}
         self._started = False
@@ -104,12 +107,12 @@ class ProviderLoops:
 
     async def _loop(self, key: ProviderKey, delay: float) -> None:
         if delay > 0:
-            await asyncio.sleep(delay)
+            await self._sleep(delay)
         while True:
             await self._tick(*key)
             try:
                 interval = self._interval(key)
             except UnknownProvider:
                 return  # removed; sync() will forget the task
-            await asyncio.sleep(interval * self._rng.uniform(1 - self._jitter,
+            await self._sleep(interval * self._rng.uniform(1 - self._jitter,
                                                               1 + self._jitter))

@@ -16,6 +16,19 @@ from provider_router.api import ApiFormat, LLMProviderSpec
 from provider_router.engine import ProbeResult
 
 ANTHROPIC_VERSION = "2023-06-01"
+USER_AGENT = "zoey-provider-router health-probe"
+
+
+def probe_client(max_connections: int = 32) -> httpx.AsyncClient:
+    """The HTTP client every probe should go through (the prober's and the embedded API's).
+
+    Probes carry provider credentials, so this client ignores proxy environment variables
+    (``HTTP_PROXY``, ``ALL_PROXY``, ``.netrc``: ``trust_env=False``) and never follows a redirect;
+    either would hand the credential to a host other than the provider's."""
+    return httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=max_connections,
+                            max_keepalive_connections=max_connections),
+        trust_env=False, follow_redirects=False, headers={"User-Agent": USER_AGENT})
 
 
 def probe_url(spec: LLMProviderSpec) -> str:

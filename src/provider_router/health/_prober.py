@@ -9,8 +9,12 @@ probe, so it always probes what the table currently holds; ``sync()`` starts and
 providers come and go (or turn probing on and off).
 
 Credentials come from a ``credential_for(namespace, secret_ref)`` callable at probe time and go
-in that one provider's request headers only. The client ignores proxy environment variables and
-never follows redirects, so a credential cannot travel to a host other than the provider's.
+in that one provider's request headers only. The client (``probe_client()``) ignores proxy
+environment variables and never follows redirects, so a credential cannot travel to a host other
+than the provider's.
+
+Waiting goes through an injectable ``sleep`` (``asyncio.sleep`` by default), so that tests can
+run the loops on virtual time and check the intervals asked for instead of measuring them.
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ import httpx
 
 from provider_router.api import LLMProviderSpec, SecretKeyRef
 from provider_router.engine import ProbeResult, ProviderKey, RoutingTable, UnknownProvider
-from provider_router.health._loops import ProviderLoops
-from provider_router.health._probe import probe
+from provider_router.health._loops import ProviderLoops, Sleep
+from provider_router.health._probe import probe, probe_client
 from provider_router.health._scrape import SampleHook, Scraper
 
 log = logging.getLogger(__name__)
@@ -39,7 +43,6 @@ ResultHook = Callable[[str, str, ProbeResult], Awaitable[None] | None]
 """``on_result(namespace, name, result)``, called after each probe has been recorded."""
 
 DEFAULT_CONCURRENCY = 32
-USER_AGENT = "zoey-provider-router health-probe"
 
 
 def _wanted(spec: LLMProviderSpec) -> bool:
@@ -53,13 +56,14 @@ class Prober:
                  on_result: ResultHook | None = None, concurrency: int = DEFAULT_CONCURRENCY,
                  client: httpx.AsyncClient | None = None, jitter: float = 0.1,
                  initial_delay: float = 2.0, rng: random.Random | None = None,
-                 on_sample: SampleHook | None = None) -> None:
+                 on_sample: SampleHook | None = None, sleep: Sleep = asyncio.sleep) -> None:
         """``client``: bring your own (it is then not closed by ``stop``); by default one is
         made with ``concurrency`` connections. ``jitter``: each sleep is the interval times a
         random factor in ``[1 - jitter, 1 + jitter]``. ``initial_delay``: a loop's first probe
         comes after a random delay of up to this many seconds (capped by the interval), so that
         a large table does not probe everything at once on start. ``on_sample``: called
-        after each load scrape is recorded."""
+        after each load scrape is recorded. ``sleep``: how to wait (tests pass a virtual
+        clock's)."""
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.table = table
@@ -73,11 +77,11 @@ class Prober:
         self._loops = ProviderLoops(
             table, wanted=_wanted, interval=lambda key: table.probe_interval(*key),
             tick=self.probe_now, label="probe", jitter=jitter, initial_delay=initial_delay,
-            rng=rng)
+            rng=rng, sleep=sleep)
         self.scraper = Scraper(
             table, client=lambda: self.client, semaphore=self._semaphore,
             credential=self._credential, on_sample=on_sample, jitter=jitter,
-            initial_delay=initial_delay, rng=rng)
+            initial_delay=initial_delay, rng=rng, sleep=sleep)
         """Load scraping (``spec.loadMetrics``), sharing this prober's client, concurrency
         bound and credential rules; started, synced and stopped with it."""
         self.in_flight = 0
@@ -89,11 +93,7 @@ class Prober:
     @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient(
-                limits=httpx.Limits(max_connections=self.concurrency,
-                                    max_keepalive_connections=self.concurrency),
-                trust_env=False, follow_redirects=False,
-                headers={"User-Agent": USER_AGENT})
+            self._client = probe_client(self.concurrency)
         return self._client
 
     @property

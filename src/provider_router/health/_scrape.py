@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from provider_router.api import ApiFormat, LLMProviderSpec
 from provider_router.engine import LoadSample, ProviderKey, RoutingTable, UnknownProvider
-from provider_router.health._loops import ProviderLoops
+from provider_router.health._loops import ProviderLoops, Sleep
 from provider_router.health._probe import auth_headers
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,8 @@ class Scraper:
                  semaphore: asyncio.Semaphore,
                  credential: Callable[[str, str, LLMProviderSpec], str | None],
                  on_sample: SampleHook | None = None, jitter: float = 0.1,
-                 initial_delay: float = 2.0, rng: random.Random | None = None) -> None:
+                 initial_delay: float = 2.0, rng: random.Random | None = None,
+                 sleep: Sleep = asyncio.sleep) -> None:
         self.table = table
         self._client = client
         self._semaphore = semaphore
@@ -114,7 +115,7 @@ class Scraper:
         self.loops = ProviderLoops(
             table, wanted=lambda spec: spec.load_path is not None, interval=self._interval,
             tick=self.scrape_now, label="scrape", jitter=jitter, initial_delay=initial_delay,
-            rng=rng)
+            rng=rng, sleep=sleep)
 
     @property
     def scraped(self) -> frozenset[ProviderKey]:

@@ -96,6 +96,16 @@ def test_timeout_longer_than_interval() -> None:
     assert error_locs(LLMProviderSpec, spec) == [("healthCheck",)]
 
 
+@pytest.mark.parametrize(("interval", "timeout"), [(1, 1), (2, 2), (5, 5), (6, 5), (30, 5)])
+def test_an_unset_timeout_follows_a_short_interval(interval: int, timeout: int) -> None:
+    check = LLMProviderSpec.model_validate(
+        {"baseURL": BASE, "healthCheck": {"intervalSeconds": interval}}).health_check
+    assert (check.interval_seconds, check.timeout_seconds) == (interval, timeout)
+    assert HealthCheck().timeout_seconds == 5
+    # What a status write or a reload round-trips stays the same.
+    assert HealthCheck.model_validate(check.model_dump(by_alias=True)) == check
+
+
 def test_timeout_equal_to_interval_is_fine() -> None:
     check = HealthCheck.model_validate({"intervalSeconds": 5, "timeoutSeconds": 5})
     assert check.timeout_seconds == check.interval_seconds == 5
@@ -246,3 +256,24 @@ def test_labels_and_expressions_are_anded() -> None:
 def test_empty_selector_matches_everything(labels: dict[str, str]) -> None:
     assert LabelSelector().matches(labels)
     assert RoutingPolicySpec().provider_selector.matches(labels)
+
+
+SEED_NAMES = {"RoundRobin": "ROUND_ROBIN", "LeastLoaded": "LEAST_LOADED",
+              "Capability": "CAPABILITY", "Cost": "COST", "Latency": "LATENCY",
+              "Priority": "PRIORITY", "Weighted": "WEIGHTED"}
+
+
+def test_camel_case_strategy_names_are_the_same_members() -> None:
+    from provider_router import RoutingStrategy
+    from provider_router.api import RoutingPolicySpec, Strategy, all_crds
+
+    for seed, upper in SEED_NAMES.items():
+        assert getattr(RoutingStrategy, seed) is getattr(Strategy, upper)
+        spec = RoutingPolicySpec(strategy=getattr(Strategy, seed))
+        assert spec.strategy is Strategy[upper]
+    # Still seven members, each listed once wherever the values are enumerated.
+    assert len(list(Strategy)) == len(Strategy.__members__) == 7
+    (policy_crd,) = [c for c in all_crds() if c["spec"]["names"]["kind"] == "RoutingPolicy"]
+    schema = policy_crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    listed = schema["properties"]["spec"]["properties"]["strategy"]["enum"]
+    assert sorted(listed) == sorted(SEED_NAMES)

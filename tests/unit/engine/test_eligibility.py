@@ -1,4 +1,4 @@
-"""Every eligibility rule of DESIGN §3 step 2, and the reasons reported for each."""
+"""Every eligibility rule of a route (step 2 in the README), and the reasons reported for each."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Each strategy orders the eligible providers as DESIGN §2 says, ties and zero weights included."""
+"""Each strategy orders the eligible providers as documented, ties and zero weights included."""
 
 from __future__ import annotations
 
@@ -88,18 +88,42 @@ def test_least_loaded_prefers_the_provider_whose_lease_was_released(
         second.target.provider.name
 
 
+def _order(table: RoutingTable, **fields: object) -> list[str]:
+    decision = table.route(RouteRequest(namespace="ns", lease=False, **fields))  # type: ignore[arg-type]
+    return [decision.target.provider.name, *(t.provider.name for t in decision.fallbacks)]
+
+
+def test_capability_headroom_is_the_number_of_requests_left(table: RoutingTable, add) -> None:
+    # Fractions left would all be 1.0 here and cost would decide (small, big, unlimited).
+    add(small={"costPer1kTokens": 0.1, "rateLimitRPM": 100},
+        big={"costPer1kTokens": 1.0, "rateLimitRPM": 500},
+        unlimited={"costPer1kTokens": 5.0})
+    table.upsert_policy("ns", "p", policy(strategy="Capability"))
+    assert _order(table) == ["unlimited", "big", "small"]
+
+
 def test_capability_prefers_headroom_then_cost_then_load(
         table: RoutingTable, add, clock: FakeClock) -> None:
-    add(cheap={"costPer1kTokens": 0.1, "rateLimitRPM": 10, "capabilities": ["chat"]},
-        dear={"costPer1kTokens": 1.0, "rateLimitRPM": 1000, "capabilities": ["chat"]},
+    add(cheap={"costPer1kTokens": 0.1, "rateLimitRPM": 3, "capabilities": ["chat"]},
+        dear={"costPer1kTokens": 1.0, "rateLimitRPM": 2, "capabilities": ["chat"]},
         blind={"costPer1kTokens": 0.0, "capabilities": ["embeddings"]})
     table.upsert_policy("ns", "p", policy(strategy="Capability"))
-    # Both chat providers have full headroom: the cheaper one wins.
+    # 3 left against 2; then 2 and 2, a tie the cheaper one wins; then 1 against 2.
+    assert picks(table, 3, capabilities=("chat",)) == ["cheap", "cheap", "dear"]
+    clock.advance(61)  # the minute slides past every request: 3 against 2 again
     assert pick(table, capabilities=("chat",)) == "cheap"
-    # One request used 10% of cheap's minute; dear still has ~100% headroom.
-    assert pick(table, capabilities=("chat",)) == "dear"
-    clock.advance(61)
-    assert pick(table, capabilities=("chat",)) == "cheap"
+
+
+def test_capability_names_compare_case_insensitively(table: RoutingTable, add) -> None:
+    add(a={"capabilities": ["Chat", "Vision"]}, b={"capabilities": ["chat"]},
+        c={"capabilities": ["EMBEDDINGS"]})
+    table.upsert_policy("ns", "p", policy(strategy="Capability",
+                                          requirements={"capabilities": ["CHAT"]}))
+    assert sorted(_order(table)) == ["a", "b"]
+    assert _order(table, capabilities=("vision",)) == ["a"]
+    assert _order(table, capabilities=("vIsIoN", "Chat")) == ["a"]
+    table.upsert_policy("ns", "p", policy(strategy="RoundRobin"))
+    assert _order(table, capabilities=("embeddings",)) == ["c"]
 
 
 def test_weighted_splits_by_weight_and_never_picks_zero_weight_while_others_serve(
