@@ -91,6 +91,12 @@ class ProviderState:
         self.in_flight = 0
         self.requests = SlidingWindow(60.0)
         self.tokens = SlidingWindow(60.0)
+        # The other replicas' latest totals, added when limits are compared, and the share of
+        # each limit this replica enforces alone; kept by the table's Fleet.
+        self.others_requests = 0.0
+        self.others_tokens = 0.0
+        self.others_in_flight = 0
+        self.share = 1.0
         self.external_load = 0.0
         self.error_rate = 0.0
         self.spend_usd = 0.0
@@ -158,13 +164,16 @@ class ProviderState:
         if self.cooling_until is not None and now < self.cooling_until:
             blocks |= Block.COOLING_DOWN
         limit = spec.max_concurrent
-        if limit is not None and self.in_flight >= limit:
+        share = self.share
+        if limit is not None and self.in_flight + self.others_in_flight >= limit * share:
             blocks |= Block.AT_CAPACITY
         limit = spec.rate_limit_rpm
-        if limit is not None and self.requests.total(now) >= limit:
+        if limit is not None and (self.requests.total(now) + self.others_requests
+                                  >= limit * share):
             blocks |= Block.RPM_EXHAUSTED
         limit = spec.rate_limit_tpm
-        if limit is not None and self.tokens.total(now) >= limit:
+        if limit is not None and (self.tokens.total(now) + self.others_tokens
+                                  >= limit * share):
             blocks |= Block.TPM_EXHAUSTED
         return blocks
 
@@ -204,9 +213,11 @@ class ProviderState:
         spec = self.spec
         room = 1.0
         if spec.rate_limit_rpm is not None:
-            room = min(room, 1.0 - self.requests.total(now) / spec.rate_limit_rpm)
+            room = min(room, 1.0 - (self.requests.total(now) + self.others_requests)
+                       / (spec.rate_limit_rpm * self.share))
         if spec.rate_limit_tpm is not None:
-            room = min(room, 1.0 - self.tokens.total(now) / spec.rate_limit_tpm)
+            room = min(room, 1.0 - (self.tokens.total(now) + self.others_tokens)
+                       / (spec.rate_limit_tpm * self.share))
         return max(room, 0.0)
 
     def retry_at(self, now: float) -> float | None:

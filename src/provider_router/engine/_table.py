@@ -32,6 +32,7 @@ from provider_router.engine._decision import (
     UnknownPolicy,
     UnknownProvider,
 )
+from provider_router.engine._fleet import Fleet
 from provider_router.engine._policy import MAX_POOLS_PER_POLICY, PolicyState, PoolEntry
 from provider_router.engine._reasons import (
     MISSING_CAPABILITY,
@@ -109,6 +110,8 @@ class RoutingTable:
         self._incarnation_of: dict[ProviderKey, int] = {}
         self.version = 0
         """Bumped on every change to the set of resources; lets edges cache derived views."""
+        self.fleet = Fleet(self._providers, self._policies, self._touch)
+        """The other replicas' totals and this replica's share of each limit."""
 
     @property
     def lease_ttl(self) -> float:
@@ -132,6 +135,7 @@ class RoutingTable:
             state.adopt_runtime(old)
         else:
             self._incarnation_of[key] = next(self._incarnations)
+        self.fleet.adopt_provider(state, old)
         self._providers[key] = state
         self._providers_in.setdefault(namespace, set()).add(key)
         self.version += 1
@@ -177,6 +181,7 @@ class RoutingTable:
                     old.spend.span == state.spend.span):
                 state.spend = old.spend
             self._drop_entries(old)
+        self.fleet.adopt_policy(state, old)
         self._policies[key] = state
         self._policies_in.setdefault(namespace, set()).add(key)
         self._default_policy.pop(namespace, None)
