@@ -25,6 +25,8 @@ DEFAULT_PORT = 8080
 DEFAULT_LEASE_TTL = 120.0
 """The engine's own default, repeated so that ``--help`` does not import the engine (a test
 holds the two equal)."""
+DEFAULT_STATE_SYNC_MS = 200
+"""The shared-state loop's default interval, repeated for the same reason."""
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
@@ -42,11 +44,31 @@ def _positive(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
 def _lease_ttl_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lease-ttl", type=_positive, default=DEFAULT_LEASE_TTL,
                         metavar="SECONDS",
                         help="release a route's lease if it is not reported within this time; "
                         "longer than your longest calls (default: %(default)g)")
+
+
+def _state_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--state-url", default=os.environ.get("PROVIDER_ROUTER_STATE_URL"),
+                        metavar="redis://HOST:PORT/DB",
+                        help="share budgets, rate limits, cooldowns and circuits with the "
+                        "other replicas through this Valkey or Redis (default: "
+                        "$PROVIDER_ROUTER_STATE_URL; none: state is per replica)")
+    parser.add_argument("--state-sync-ms", type=_positive_int, default=DEFAULT_STATE_SYNC_MS,
+                        metavar="MS",
+                        help="how often replicas exchange their totals; a limit can be "
+                        "overshot by what each replica admits in one interval (default: "
+                        "%(default)s)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"route API port (default: {DEFAULT_PORT}; 0 for any free port)")
     serve.add_argument("--no-watch", action="store_true", help="do not reload on changes")
     _lease_ttl_option(serve)
+    _state_options(serve)
 
     demo = commands.add_parser("demo", help="mock providers plus a router: try it out",
                                description="Start local OpenAI-compatible mock providers and "
@@ -190,6 +213,7 @@ def _add_operator(commands: argparse._SubParsersAction[argparse.ArgumentParser])
                           help="name of the election Lease; give each release its own "
                                "(default: provider-router-leader)")
     _lease_ttl_option(operator)
+    _state_options(operator)
     operator.add_argument("--leader-namespace", default=None,
                           help="namespace of the election Lease (default: $POD_NAMESPACE, "
                                "else the first watched namespace, else 'default')")
@@ -224,7 +248,8 @@ def _run_operator(args: argparse.Namespace) -> int:
                  route_port=args.route_port, kubeconfig=args.kubeconfig,
                  liveness_port=args.liveness_port or None, leader_elect=args.leader_elect,
                  leader_namespace=leader_namespace, leader_lease=args.leader_lease,
-                 lease_ttl_seconds=args.lease_ttl)
+                 lease_ttl_seconds=args.lease_ttl, state_url=args.state_url,
+                 state_sync_ms=args.state_sync_ms)
     return 0
 
 
@@ -238,7 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from provider_router.standalone import serve
 
         return serve(args.manifests, args.host, args.port, watch=not args.no_watch,
-                     lease_ttl=args.lease_ttl)
+                     lease_ttl=args.lease_ttl, state_url=args.state_url,
+                     state_sync_ms=args.state_sync_ms)
     if args.command == "demo":
         from provider_router.demo import demo
 

@@ -34,6 +34,7 @@ from provider_router.manifests import (
     load_manifests,
 )
 from provider_router.service import Server, ServiceMetrics, create_app, tune_gc
+from provider_router.sharedstate import DEFAULT_SYNC_MS, SharedState
 
 log = logging.getLogger("provider_router.standalone")
 
@@ -49,7 +50,8 @@ class Standalone:
                  probe_concurrency: int = DEFAULT_CONCURRENCY,
                  probe_initial_delay: float = 1.0, debounce_ms: int = 200,
                  table: RoutingTable | None = None,
-                 lease_ttl: float = DEFAULT_LEASE_TTL) -> None:
+                 lease_ttl: float = DEFAULT_LEASE_TTL, state_url: str | None = None,
+                 state_sync_ms: int = DEFAULT_SYNC_MS) -> None:
         self.path = Path(manifests)
         self.host = host
         self.watch = watch
@@ -67,6 +69,9 @@ class Standalone:
         self.prober = Prober(self.table, credential_for=self._credential_for,
                              on_result=self.metrics.observe_probe,
                              concurrency=probe_concurrency, initial_delay=probe_initial_delay)
+        self.shared = (SharedState(self.table, state_url, sync_ms=state_sync_ms,
+                                   registry=self.metrics.registry) if state_url else None)
+        """Budgets, rate limits, cooldowns and circuits shared with other replicas."""
         self._lock = asyncio.Lock()
         self._stop_watching = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
@@ -95,6 +100,8 @@ class Standalone:
         log.debug("initial load: %s", result.summary())
         await self.server.start()
         try:
+            if self.shared is not None:
+                await self.shared.start()
             self.prober.start()
             if self.watch:
                 self._stop_watching.clear()
@@ -121,6 +128,8 @@ class Standalone:
                 with contextlib.suppress(BaseException):
                     await watcher
         await self.prober.stop()
+        if self.shared is not None:
+            await self.shared.stop()
         await self.server.stop()
         log.info("standalone router stopped")
 
@@ -191,6 +200,8 @@ class Standalone:
         }
         if self.last_error is not None:
             details["lastError"] = self.last_error
+        if self.shared is not None:
+            details.update(self.shared.status())
         return self._started, details
 
     def _accepts(self, change: object, path: str) -> bool:
@@ -246,9 +257,12 @@ def run_loop(main: Coroutine[Any, Any, int]) -> int:
 async def serve_until_signalled(manifests: str | os.PathLike[str], host: str = DEFAULT_HOST,
                                 port: int = DEFAULT_PORT, *, watch: bool = True,
                                 on_ready: Callable[[Standalone], None] | None = None,
-                                lease_ttl: float = DEFAULT_LEASE_TTL) -> int:
+                                lease_ttl: float = DEFAULT_LEASE_TTL,
+                                state_url: str | None = None,
+                                state_sync_ms: int = DEFAULT_SYNC_MS) -> int:
     """Serve until SIGTERM or SIGINT; returns the process exit code."""
-    standalone = Standalone(manifests, host=host, port=port, watch=watch, lease_ttl=lease_ttl)
+    standalone = Standalone(manifests, host=host, port=port, watch=watch, lease_ttl=lease_ttl,
+                            state_url=state_url, state_sync_ms=state_sync_ms)
     try:
         await standalone.start()
     except ManifestError as error:
@@ -283,7 +297,9 @@ def _signalled(stop: asyncio.Event, sig: signal.Signals) -> None:
 
 def serve(manifests: str | os.PathLike[str], host: str = DEFAULT_HOST,
           port: int = DEFAULT_PORT, *, watch: bool = True,
-          lease_ttl: float = DEFAULT_LEASE_TTL) -> int:
+          lease_ttl: float = DEFAULT_LEASE_TTL, state_url: str | None = None,
+          state_sync_ms: int = DEFAULT_SYNC_MS) -> int:
     """``provider-router serve``: blocking; returns the exit code."""
     return run_loop(serve_until_signalled(manifests, host, port, watch=watch,
-                                          lease_ttl=lease_ttl))
+                                          lease_ttl=lease_ttl, state_url=state_url,
+                                          state_sync_ms=state_sync_ms))

@@ -20,6 +20,7 @@ from provider_router.engine._decision import (
     UnknownPolicy,
     UnknownProvider,
 )
+from provider_router.engine._fleet import Fleet, FleetSnapshot, Flip, ProviderFigures
 from provider_router.engine._policy import PolicyState
 from provider_router.engine._reasons import Block, reasons
 from provider_router.engine._state import (
@@ -37,12 +38,16 @@ __all__ = [
     "Block",
     "Candidate",
     "Clock",
+    "Fleet",
+    "FleetSnapshot",
+    "Flip",
     "Health",
     "NoProviderAvailable",
     "Outcome",
     "OutcomeKind",
     "PolicyState",
     "ProbeResult",
+    "ProviderFigures",
     "ProviderKey",
     "ProviderState",
     "ProviderView",

@@ -63,14 +63,14 @@ class ProviderFigures:
 
 
 @dataclass(slots=True)
-class Snapshot:
+class FleetSnapshot:
     """Everything one replica exports, at one moment."""
 
     providers: dict[ProviderKey, ProviderFigures] = field(default_factory=dict)
     spend: dict[tuple[str, str], float] = field(default_factory=dict)
     """Policy -> spend in its current budget window (policies with a budget only)."""
 
-    def shifted(self, delta: float) -> Snapshot:
+    def shifted(self, delta: float) -> FleetSnapshot:
         """The same snapshot with every time moved by ``delta`` seconds (clock conversion)."""
         def move(figures: ProviderFigures) -> ProviderFigures:
             flip = figures.flip
@@ -80,7 +80,7 @@ class Snapshot:
             cooling = None if figures.cooling_until is None else figures.cooling_until + delta
             return replace(figures, cooling_until=cooling, flip=flip)
 
-        return Snapshot({k: move(v) for k, v in self.providers.items()}, dict(self.spend))
+        return FleetSnapshot({k: move(v) for k, v in self.providers.items()}, dict(self.spend))
 
 
 class Fleet:
@@ -126,9 +126,9 @@ class Fleet:
 
     # -- the edge's side ---------------------------------------------------------------------
 
-    def snapshot(self, now: float) -> Snapshot:
+    def snapshot(self, now: float) -> FleetSnapshot:
         """This replica's own totals now, noting any circuit that flipped since last time."""
-        out = Snapshot()
+        out = FleetSnapshot()
         for key, state in self._providers.items():
             flip = self._note_flip(key, state, now)
             cooling = state.cooling_until if (state.cooling_until is not None
@@ -141,7 +141,7 @@ class Fleet:
                 out.spend[key] = policy.spend.total(now)
         return out
 
-    def apply(self, others: Iterable[Snapshot], now: float) -> list[tuple[ProviderKey, str]]:
+    def apply(self, others: Iterable[FleetSnapshot], now: float) -> list[tuple[ProviderKey, str]]:
         """Take in the other replicas' latest snapshots (engine-clock times), count their
         totals from now on, adopt newer circuit flips and longer cooldowns, and gate
         half-open trials. Returns the trials to claim: ``(provider, flip id)``."""

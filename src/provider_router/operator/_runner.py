@@ -27,6 +27,7 @@ from provider_router.operator._leader import Leadership, LeaseElection
 from provider_router.operator._reconciler import Reconciler
 from provider_router.operator._status_writer import StatusWriter
 from provider_router.service import RouteService, Server, ServiceMetrics, tune_gc
+from provider_router.sharedstate import DEFAULT_SYNC_MS, SharedState
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,9 @@ class OperatorOptions:
     staleness_check_seconds: float = 10.0
     probe_concurrency: int = 32
     lease_ttl_seconds: float = DEFAULT_LEASE_TTL
+    state_url: str | None = None
+    """Valkey or Redis shared by the replicas for budgets, limits, cooldowns and circuits."""
+    state_sync_ms: int = DEFAULT_SYNC_MS
     tune_gc: bool = False
     """Freeze the start-up heap out of GC (see ``tune_gc``): for the process entry point."""
 
@@ -71,6 +75,11 @@ class Operator:
                              on_result=self._probed, concurrency=options.probe_concurrency)
         self.service = RouteService(self.table, readiness=self.readiness, metrics=self.metrics)
         self.server = Server(self.service, options.route_host, options.route_port)
+        self.shared = (SharedState(self.table, options.state_url,
+                                   sync_ms=options.state_sync_ms,
+                                   registry=self.metrics.registry,
+                                   prefix=f"provider-router:{options.leader_lease}")
+                       if options.state_url else None)
         self.stale_since: float | None = None
         self._stop = asyncio.Event()
         self._probing = False
@@ -83,6 +92,8 @@ class Operator:
                                    "stale": self.stale_since is not None}
         if self.stale_since is not None:
             details["staleSeconds"] = round(time.monotonic() - self.stale_since, 1)
+        if self.shared is not None:
+            details.update(self.shared.status())
         # A stale table still routes: only the initial sync gates readiness.
         return self.reconciler.synced(), details
 
@@ -106,6 +117,8 @@ class Operator:
 
     async def run(self) -> None:
         await self.server.start()
+        if self.shared is not None:
+            await self.shared.start()
         registry = build_registry(self.reconciler, self.api_client, self._changed)
         kopf_stop: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         namespaces = self._namespaces()
@@ -139,6 +152,8 @@ class Operator:
                 task.cancel()
             await asyncio.gather(*tasks, stopper, sync, return_exceptions=True)
             await self.prober.stop()
+            if self.shared is not None:
+                await self.shared.stop()
             if isinstance(self.leadership, LeaseElection):
                 self.leadership.stop()
             await self.server.stop()
