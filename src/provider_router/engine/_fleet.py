@@ -172,7 +172,10 @@ class Fleet:
                 state.cooling_until, changed = until, True
             flip = latest.get(key)
             own = self._flips.get(key)
-            if flip is not None and (own is None or flip.at > own.at):
+            # The same flip comes back from every replica that adopted it (its time moved
+            # by clock conversions): only a different, later one is news.
+            if flip is not None and (own is None or (flip.flip_id != own.flip_id
+                                                     and flip.at > own.at)):
                 self._adopt_flip(key, state, flip)
                 changed = True
             changed |= self._gate(key, state, claims)
