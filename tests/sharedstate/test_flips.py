@@ -65,12 +65,14 @@ async def test_a_circuit_opens_everywhere_with_one_half_open_trial(
                                                 for r in fleet)), timeout=30)
         assert len(trials) == 1, [r.router.url for r, _ in trials]
         winner, route = trials[0]
-        assert winner.router.shared is not None and winner.router.shared.trials_won == 1
+        assert winner.router.shared is not None
+        assert winner.router.shared.trials_won == 1
         await winner.report(leaseId=route["leaseId"], outcome="success")
         await _everywhere(fleet, "Closed", timeout=2 * SYNC_MS / 1000 + 3.0)
         for replica in fleet:
             chosen = await replica.route(lease=False)
-            assert chosen is not None and chosen["provider"]["name"] == "a"
+            assert chosen is not None
+            assert chosen["provider"]["name"] == "a"
 
 
 async def test_a_429_cools_the_provider_down_everywhere(tmp_path: Path,
