@@ -214,6 +214,10 @@ def _add_operator(commands: argparse._SubParsersAction[argparse.ArgumentParser])
                                "(default: provider-router-leader)")
     _lease_ttl_option(operator)
     _state_options(operator)
+    operator.add_argument("--replicas-service", default=None, metavar="SERVICE",
+                          help="the route Service (in the leader namespace) whose ready "
+                          "endpoints count the replicas; without --state-url each then "
+                          "enforces its share of every limit, never the whole limit")
     operator.add_argument("--leader-namespace", default=None,
                           help="namespace of the election Lease (default: $POD_NAMESPACE, "
                                "else the first watched namespace, else 'default')")
@@ -249,7 +253,7 @@ def _run_operator(args: argparse.Namespace) -> int:
                  liveness_port=args.liveness_port or None, leader_elect=args.leader_elect,
                  leader_namespace=leader_namespace, leader_lease=args.leader_lease,
                  lease_ttl_seconds=args.lease_ttl, state_url=args.state_url,
-                 state_sync_ms=args.state_sync_ms)
+                 state_sync_ms=args.state_sync_ms, replicas_service=args.replicas_service)
     return 0
 
 

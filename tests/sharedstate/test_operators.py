@@ -90,3 +90,48 @@ def test_a_budget_holds_across_two_operator_replicas(
     assert 10 <= admitted <= 10 + 2, admitted
     for running in operators:
         assert running.route(namespace=namespace, lease="false").status_code == 503
+
+
+def _endpoint_slice(service: str, ready: list[bool]) -> dict[str, Any]:
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": f"{service}-abc",
+                         "labels": {"kubernetes.io/service-name": service,
+                                    "endpointslice.kubernetes.io/managed-by": "tests"}},
+            "addressType": "IPv4",
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+            "endpoints": [{"addresses": [f"10.0.0.{i + 1}"], "conditions": {"ready": r},
+                           "targetRef": {"kind": "Pod", "name": f"router-{i}"}}
+                          for i, r in enumerate(ready)]}
+
+
+def test_without_a_store_each_replica_enforces_its_share(
+        k8s: Any, namespace: str, crds: None, background: BackgroundLoop) -> None:
+    kube = Kube(k8s, namespace)
+    # Two ready replicas behind the route Service (and one that is not ready).
+    kube.apply(_endpoint_slice("router", [True, True, False]),
+               provider_doc("paid", "http://127.0.0.1:9", costPer1kTokens=1.0,
+                            healthCheck={"enabled": False}),
+               policy_doc("main", default=True, budget={"limitUSD": 10, "window": "1h"}))
+    running = start_operator(background, str(k8s.kubeconfig), namespace,
+                             leader_namespace=namespace, replicas_service="router",
+                             replicas_check_seconds=0.2)
+    try:
+        def divided() -> bool:
+            details = running.http.get("/readyz").json().get("details", {})
+            return bool(details.get("sharedState") == "perReplica"
+                        and details.get("replicas") == 2
+                        and running.routed_to(namespace) == "paid")
+
+        eventually(divided, timeout=60)
+        admitted = 0
+        for _ in range(12):
+            response = running.route(namespace=namespace, lease="true")
+            if response.status_code == 503:
+                continue
+            admitted += 1
+            running.http.post("/v1/report", json={"leaseId": response.json()["leaseId"],
+                                                  "outcome": "success", "inputTokens": 500,
+                                                  "outputTokens": 500})
+        assert admitted == 5  # half of the $10 budget: never the whole budget per replica
+    finally:
+        running.stop()

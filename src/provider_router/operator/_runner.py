@@ -24,6 +24,7 @@ from provider_router.health import Prober
 from provider_router.operator._handlers import build_registry, operator_settings
 from provider_router.operator._kube import KubeClient, load_api_client
 from provider_router.operator._leader import Leadership, LeaseElection
+from provider_router.operator._peers import ReplicaCount
 from provider_router.operator._reconciler import Reconciler
 from provider_router.operator._status_writer import StatusWriter
 from provider_router.service import RouteService, Server, ServiceMetrics, tune_gc
@@ -51,6 +52,10 @@ class OperatorOptions:
     state_url: str | None = None
     """Valkey or Redis shared by the replicas for budgets, limits, cooldowns and circuits."""
     state_sync_ms: int = DEFAULT_SYNC_MS
+    replicas_service: str | None = None
+    """The route Service in ``leader_namespace`` whose ready EndpointSlice endpoints count the
+    replicas: without a state store each enforces its share of every limit."""
+    replicas_check_seconds: float = 10.0
     tune_gc: bool = False
     """Freeze the start-up heap out of GC (see ``tune_gc``): for the process entry point."""
 
@@ -80,6 +85,9 @@ class Operator:
                                    registry=self.metrics.registry,
                                    prefix=f"provider-router:{options.leader_lease}")
                        if options.state_url else None)
+        self.peers = (ReplicaCount(self.api_client, options.leader_namespace,
+                                   options.replicas_service)
+                      if options.replicas_service else None)
         self.stale_since: float | None = None
         self._stop = asyncio.Event()
         self._probing = False
@@ -94,6 +102,9 @@ class Operator:
             details["staleSeconds"] = round(time.monotonic() - self.stale_since, 1)
         if self.shared is not None:
             details.update(self.shared.status())
+        elif self.peers is not None and self.peers.count is not None:
+            details.update({"sharedState": "perReplica", "replicas": self.table.fleet.replicas,
+                            "limitShare": round(self.table.fleet.share, 4)})
         # A stale table still routes: only the initial sync gates readiness.
         return self.reconciler.synced(), details
 
@@ -136,6 +147,8 @@ class Operator:
                                      name="status-writer"),
                  asyncio.create_task(self._follow_leadership(), name="leadership"),
                  asyncio.create_task(self._watch_staleness(), name="staleness")]
+        if self.peers is not None:
+            tasks.append(asyncio.create_task(self._count_replicas(), name="replica-count"))
         stopper = asyncio.create_task(self._stop.wait(), name="stop")
         try:
             # Runs until stopped, or until a part that should run forever ends (a failure).
@@ -205,6 +218,24 @@ class Operator:
                 self.stale_since = time.monotonic()
             self.metrics.set_table_stale(self.stale_since is not None)
             await asyncio.sleep(self.options.staleness_check_seconds)
+
+
+    async def _count_replicas(self) -> None:
+        """Keep the replica count current: without a store it divides every limit; with one
+        it is the share to fall back on if the store is down before it ever answered."""
+        assert self.peers is not None
+        while True:
+            count = await self.peers.read()
+            if count is not None:
+                count = max(1, count)
+                if self.shared is not None:
+                    self.shared.fallback_replicas = count
+                elif count != self.table.fleet.replicas:
+                    log.info("%d replicas serve routes without shared state: each enforces "
+                             "1/%d of every limit (set --state-url to share them)", count,
+                             count)
+                    self.table.fleet.divide(count, self.table.clock())
+            await asyncio.sleep(self.options.replicas_check_seconds)
 
 
 async def run_operator(options: OperatorOptions) -> None:

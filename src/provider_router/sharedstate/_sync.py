@@ -85,6 +85,9 @@ class SharedState:
         self.state = CONNECTING
         self.replicas = 1
         """Replicas with live entries at the last successful sync, this one included."""
+        self.fallback_replicas = 1
+        """Replicas known some other way (the operator counts its Service's endpoints): the
+        share falls back to the larger of this and ``replicas`` when the store is down."""
         self.syncs = 0
         self.failures = 0
         self.commands = 0
@@ -212,12 +215,13 @@ class SharedState:
                 log.info("this replica takes the fleet's half-open trial of %s/%s", *key)
 
     def _degrade(self, error: BaseException) -> None:
+        replicas = max(self.replicas, self.fallback_replicas)
         if self.state != DEGRADED:
             log.warning("shared state at %s does not answer (%s); each replica now enforces "
                         "1/%d of every limit", self.address,
-                        type(error).__name__ if not str(error) else error, self.replicas)
+                        type(error).__name__ if not str(error) else error, replicas)
         self.state = DEGRADED
-        self.table.fleet.divide(self.replicas, self.table.clock())
+        self.table.fleet.divide(replicas, self.table.clock())
         self._publish()
 
     def _publish(self) -> None:
