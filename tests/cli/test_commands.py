@@ -72,6 +72,7 @@ def test_operator_passes_its_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     fake.run = lambda **kwargs: calls.append(kwargs)  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "provider_router.operator", fake)
     monkeypatch.delenv("POD_NAMESPACE", raising=False)
+    monkeypatch.delenv("PROVIDER_ROUTER_STATE_URL", raising=False)
     assert main(["operator", "-n", "a", "--namespace", "b", "--route-port", "9000",
                  "--kubeconfig", "/k"]) == 0
     assert main(["operator", "-A", "--leader-elect", "--leader-lease", "r-leader",
@@ -79,7 +80,8 @@ def test_operator_passes_its_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POD_NAMESPACE", "router-system")
     assert main(["operator", "-A", "--leader-elect", "--lease-ttl", "600"]) == 0
     common = {"leader_lease": "provider-router-leader", "liveness_port": 8081,
-              "leader_elect": False, "lease_ttl_seconds": 120.0}
+              "leader_elect": False, "lease_ttl_seconds": 120.0, "state_url": None,
+              "state_sync_ms": 200, "replicas_service": None}
     assert calls == [
         {**common, "namespaces": ["a", "b"], "all_namespaces": False, "route_port": 9000,
          "kubeconfig": "/k", "leader_namespace": "a"},
