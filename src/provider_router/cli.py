@@ -51,6 +51,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _state_url(text: str) -> str:
+    if not text.startswith(("redis://", "rediss://", "unix://")):
+        # Say which scheme is wrong, never echo the URL: it may hold a password.
+        scheme = text.partition("://")[0] if "://" in text else "no scheme"
+        raise argparse.ArgumentTypeError(
+            f"must be redis://HOST:PORT/DB, rediss://... or unix://..., not {scheme}")
+    return text
+
+
 def _lease_ttl_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lease-ttl", type=_positive, default=DEFAULT_LEASE_TTL,
                         metavar="SECONDS",
@@ -59,7 +68,8 @@ def _lease_ttl_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _state_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--state-url", default=os.environ.get("PROVIDER_ROUTER_STATE_URL"),
+    parser.add_argument("--state-url", type=_state_url,
+                        default=os.environ.get("PROVIDER_ROUTER_STATE_URL") or None,
                         metavar="redis://HOST:PORT/DB",
                         help="share budgets, rate limits, cooldowns and circuits with the "
                         "other replicas through this Valkey or Redis (default: "

@@ -16,6 +16,7 @@ from sharedstate.redis_harness import (
     Replica,
     all_see,
     eventually,
+    free_port,
     policy_doc,
     provider_doc,
     replicas,
@@ -95,3 +96,13 @@ async def test_a_dead_replicas_share_is_released_after_expiry(
         assert await _admitted(survivor, RPM) == RPM - 2
         details = await survivor.details()
         assert details["replicas"] == 1
+
+
+async def test_a_store_down_from_the_start_never_stops_routing(tmp_path: Path) -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    async with replicas(tmp_path, url, 1, provider_doc("a", rateLimitRPM=RPM),
+                        policy_doc()) as fleet:
+        replica = fleet[0]
+        await eventually(lambda: _all_degraded(fleet), 15, "readiness degraded")
+        assert (await replica.http.get("/readyz")).status_code == 200
+        assert await _admitted(replica, RPM + 2) == RPM  # alone, it knows of no other replica

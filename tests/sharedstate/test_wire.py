@@ -51,3 +51,13 @@ def test_cli_options_and_their_defaults(monkeypatch: pytest.MonkeyPatch) -> None
     assert operator.replicas_service == "router"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "-f", "x", "--state-sync-ms", "0"])
+
+
+def test_a_url_of_another_scheme_is_refused_without_echoing_it(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "-f", "x", "--state-url",
+                                   "http://user:s3cret@valkey:6379"])
+    err = capsys.readouterr().err
+    assert "must be redis://" in err
+    assert "s3cret" not in err

@@ -139,6 +139,11 @@ class Fleet:
         for key, policy in self._policies.items():
             if policy.spend is not None:
                 out.spend[key] = policy.spend.total(now)
+        if len(self._seen_open) > len(self._providers):  # forget providers that have left
+            for gone in [k for k in self._seen_open if k not in self._providers]:
+                self._seen_open.pop(gone, None)
+                self._flips.pop(gone, None)
+                self._granted.pop(gone, None)
         return out
 
     def apply(self, others: Iterable[FleetSnapshot], now: float) -> list[tuple[ProviderKey, str]]:
