@@ -146,10 +146,14 @@ class Fleet:
                 self._granted.pop(gone, None)
         return out
 
-    def apply(self, others: Iterable[FleetSnapshot], now: float) -> list[tuple[ProviderKey, str]]:
+    def apply(self, others: Iterable[FleetSnapshot], now: float,
+              replicas: int | None = None) -> list[tuple[ProviderKey, str]]:
         """Take in the other replicas' latest snapshots (engine-clock times), count their
         totals from now on, adopt newer circuit flips and longer cooldowns, and gate
-        half-open trials. Returns the trials to claim: ``(provider, flip id)``."""
+        half-open trials. ``replicas`` is how many are alive, this one included (default:
+        the snapshots given plus this one). Returns the trials to claim: ``(provider, flip
+        id)``."""
+        others = list(others)
         requests: dict[ProviderKey, float] = {}
         tokens: dict[ProviderKey, float] = {}
         in_flight: dict[ProviderKey, int] = {}
@@ -167,7 +171,8 @@ class Fleet:
                     latest[key] = fig.flip
             for policy_key, spent in snap.spend.items():
                 spend[policy_key] = spend.get(policy_key, 0.0) + spent
-        self.share, self.replicas, self.gating = 1.0, max(self.replicas, 1), True
+        self.share, self.gating = 1.0, True
+        self.replicas = max(1, replicas if replicas is not None else len(others) + 1)
         claims: list[tuple[ProviderKey, str]] = []
         for key, state in self._providers.items():
             changed = self._set_figures(state, requests.get(key, 0.0), tokens.get(key, 0.0),

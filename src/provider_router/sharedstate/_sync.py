@@ -194,8 +194,7 @@ class SharedState:
                 live += rates is not None
                 snapshots.append(decode(rates, spend).shifted(-offset))
         self.replicas = live
-        self.table.fleet.replicas = live
-        claims = table.fleet.apply(snapshots, table.clock())
+        claims = table.fleet.apply(snapshots, table.clock(), replicas=live)
         if claims:
             await self._claim(claims, offset)
 
