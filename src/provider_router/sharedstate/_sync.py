@@ -157,7 +157,7 @@ class SharedState:
             return False
         self.syncs += 1
         if self.state != CONNECTED:
-            log.info("shared state at %s answers: %d replicas share every limit",
+            log.info("shared state at %s answers: replicas sharing every limit: %d",
                      self.address, self.replicas)
         self.state = CONNECTED
         self._publish()
