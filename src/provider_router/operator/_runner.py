@@ -219,7 +219,6 @@ class Operator:
             self.metrics.set_table_stale(self.stale_since is not None)
             await asyncio.sleep(self.options.staleness_check_seconds)
 
-
     async def _count_replicas(self) -> None:
         """Keep the replica count current: without a store it divides every limit; with one
         it is the share to fall back on if the store is down before it ever answered."""
