@@ -52,6 +52,7 @@ bench: $(VENV)/.installed testenv-build
 	$(PY) bench/operator_scale.py
 	$(PY) bench/load_sim.py
 	$(PY) bench/cli_startup.py
+	$(PY) bench/shared_state.py
 
 crds: $(VENV)/.installed
 	$(VENV)/bin/provider-router crds --out crds

@@ -26,3 +26,8 @@ DEFAULT_PROBE_CONCURRENCY: Final = 32
 DEFAULT_PROBE_INITIAL_DELAY: Final = 1.0
 """A probe loop's first probe comes after a random delay of up to this, so that a large table
 does not probe everything at once on start."""
+
+DEFAULT_STATE_SYNC_MS: Final = 200
+"""How often replicas exchange their totals through the shared store (``--state-sync-ms``)."""
+DEFAULT_STATE_PREFIX: Final = "provider-router"
+"""The shared store's key prefix; the operator adds its election Lease's name."""

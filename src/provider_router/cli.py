@@ -25,6 +25,7 @@ from provider_router._defaults import (
     DEFAULT_LEASE_TTL,
     DEFAULT_LIVENESS_PORT,
     DEFAULT_PORT,
+    DEFAULT_STATE_SYNC_MS,
     DEFAULT_URL,
 )
 
@@ -45,11 +46,41 @@ def _positive(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+def _state_url(text: str) -> str:
+    if not text.startswith(("redis://", "rediss://", "unix://")):
+        # Say which scheme is wrong, never echo the URL: it may hold a password.
+        scheme = text.partition("://")[0] if "://" in text else "no scheme"
+        raise argparse.ArgumentTypeError(
+            f"must be redis://HOST:PORT/DB, rediss://... or unix://..., not {scheme}")
+    return text
+
+
 def _lease_ttl_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lease-ttl", type=_positive, default=DEFAULT_LEASE_TTL,
                         metavar="SECONDS",
                         help="release a route's lease if it is not reported within this time; "
                         "longer than your longest calls (default: %(default)g)")
+
+
+def _state_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--state-url", type=_state_url,
+                        default=os.environ.get("PROVIDER_ROUTER_STATE_URL") or None,
+                        metavar="redis://HOST:PORT/DB",
+                        help="share budgets, rate limits, cooldowns and circuits with the "
+                        "other replicas through this Valkey or Redis (default: "
+                        "$PROVIDER_ROUTER_STATE_URL; none: state is per replica)")
+    parser.add_argument("--state-sync-ms", type=_positive_int, default=DEFAULT_STATE_SYNC_MS,
+                        metavar="MS",
+                        help="how often replicas exchange their totals; a limit can be "
+                        "overshot by what each replica admits in one interval (default: "
+                        "%(default)s)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"route API port (default: {DEFAULT_PORT}; 0 for any free port)")
     serve.add_argument("--no-watch", action="store_true", help="do not reload on changes")
     _lease_ttl_option(serve)
+    _state_options(serve)
 
     demo = commands.add_parser("demo", help="mock providers plus a router: try it out",
                                description="Start local OpenAI-compatible mock providers and "
@@ -193,6 +225,11 @@ def _add_operator(commands: argparse._SubParsersAction[argparse.ArgumentParser])
                           help="name of the election Lease; give each release its own "
                                "(default: provider-router-leader)")
     _lease_ttl_option(operator)
+    _state_options(operator)
+    operator.add_argument("--replicas-service", default=None, metavar="SERVICE",
+                          help="the route Service (in the leader namespace) whose ready "
+                          "endpoints count the replicas; without --state-url each then "
+                          "enforces its share of every limit, never the whole limit")
     operator.add_argument("--leader-namespace", default=None,
                           help="namespace of the election Lease (default: $POD_NAMESPACE, "
                                "else the first watched namespace, else 'default')")
@@ -227,11 +264,13 @@ def _run_operator(args: argparse.Namespace) -> int:
     from provider_router.runtime import RuntimeSettings
 
     runtime = RuntimeSettings(host=DEFAULT_OPERATOR_HOST, port=args.route_port,
-                              lease_ttl=args.lease_ttl)
+                              lease_ttl=args.lease_ttl, state_url=args.state_url,
+                              state_sync_ms=args.state_sync_ms)
     operator.run(namespaces=list(args.namespaces), all_namespaces=args.all_namespaces,
                  runtime=runtime, kubeconfig=args.kubeconfig,
                  liveness_port=args.liveness_port or None, leader_elect=args.leader_elect,
-                 leader_namespace=leader_namespace, leader_lease=args.leader_lease)
+                 leader_namespace=leader_namespace, leader_lease=args.leader_lease,
+                 replicas_service=args.replicas_service)
     return 0
 
 
@@ -245,7 +284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from provider_router.standalone import serve
 
         return serve(args.manifests, args.host, args.port, watch=not args.no_watch,
-                     lease_ttl=args.lease_ttl)
+                     lease_ttl=args.lease_ttl, state_url=args.state_url,
+                     state_sync_ms=args.state_sync_ms)
     if args.command == "demo":
         from provider_router.demo import demo
 

@@ -23,7 +23,12 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from provider_router._defaults import DEFAULT_HOST, DEFAULT_LEASE_TTL, DEFAULT_PORT
+from provider_router._defaults import (
+    DEFAULT_HOST,
+    DEFAULT_LEASE_TTL,
+    DEFAULT_PORT,
+    DEFAULT_STATE_SYNC_MS,
+)
 from provider_router.api import SecretKeyRef
 from provider_router.engine import ProviderKey, RoutingTable
 from provider_router.health import Prober
@@ -36,6 +41,7 @@ from provider_router.manifests import (
 )
 from provider_router.runtime import Runtime, RuntimeSettings
 from provider_router.service import Access, RouteService, Server, ServiceMetrics, tune_gc
+from provider_router.sharedstate import SharedState
 
 log = logging.getLogger("provider_router.standalone")
 
@@ -49,14 +55,16 @@ class Standalone:
                  access: Access | None = None, host: str | None = None,
                  port: int | None = None, lease_ttl: float | None = None,
                  probe_concurrency: int | None = None,
-                 probe_initial_delay: float | None = None) -> None:
-        """``settings`` holds what both modes share; ``host``, ``port``, ``lease_ttl`` and
-        the probe knobs, when given, override its fields (a shorthand for tests and
-        embedding)."""
+                 probe_initial_delay: float | None = None, state_url: str | None = None,
+                 state_sync_ms: int | None = None) -> None:
+        """``settings`` holds what both modes share; ``host``, ``port``, ``lease_ttl``, the
+        probe knobs and the shared-state ones, when given, override its fields (a shorthand
+        for tests and embedding)."""
         self.path = Path(manifests)
         self.settings = (settings or RuntimeSettings()).with_changes(
             host=host, port=port, lease_ttl=lease_ttl, probe_concurrency=probe_concurrency,
-            probe_initial_delay=probe_initial_delay)
+            probe_initial_delay=probe_initial_delay, state_url=state_url,
+            state_sync_ms=state_sync_ms)
         self.watch = watch
         self.debounce_ms = debounce_ms
         self.manifests = ManifestSet()
@@ -91,6 +99,11 @@ class Standalone:
     @property
     def prober(self) -> Prober:
         return self.runtime.prober
+
+    @property
+    def shared(self) -> SharedState | None:
+        """Budgets, rate limits, cooldowns and circuits shared with other replicas."""
+        return self.runtime.shared
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -265,10 +278,13 @@ def run_loop(main: Coroutine[Any, Any, int]) -> int:
 async def serve_until_signalled(manifests: str | os.PathLike[str], host: str = DEFAULT_HOST,
                                 port: int = DEFAULT_PORT, *, watch: bool = True,
                                 on_ready: Callable[[Standalone], None] | None = None,
-                                lease_ttl: float = DEFAULT_LEASE_TTL) -> int:
+                                lease_ttl: float = DEFAULT_LEASE_TTL,
+                                state_url: str | None = None,
+                                state_sync_ms: int = DEFAULT_STATE_SYNC_MS) -> int:
     """Serve until SIGTERM or SIGINT; returns the process exit code."""
-    standalone = Standalone(manifests, RuntimeSettings(host=host, port=port, lease_ttl=lease_ttl),
-                            watch=watch)
+    settings = RuntimeSettings(host=host, port=port, lease_ttl=lease_ttl, state_url=state_url,
+                               state_sync_ms=state_sync_ms)
+    standalone = Standalone(manifests, settings, watch=watch)
     try:
         await standalone.start()
     except ManifestError as error:
@@ -303,7 +319,9 @@ def _signalled(stop: asyncio.Event, sig: signal.Signals) -> None:
 
 def serve(manifests: str | os.PathLike[str], host: str = DEFAULT_HOST,
           port: int = DEFAULT_PORT, *, watch: bool = True,
-          lease_ttl: float = DEFAULT_LEASE_TTL) -> int:
+          lease_ttl: float = DEFAULT_LEASE_TTL, state_url: str | None = None,
+          state_sync_ms: int = DEFAULT_STATE_SYNC_MS) -> int:
     """``provider-router serve``: blocking; returns the exit code."""
     return run_loop(serve_until_signalled(manifests, host, port, watch=watch,
-                                          lease_ttl=lease_ttl))
+                                          lease_ttl=lease_ttl, state_url=state_url,
+                                          state_sync_ms=state_sync_ms))

@@ -42,7 +42,8 @@ CRD_RULES = _grants("apiextensions.k8s.io", ["customresourcedefinitions"], ["lis
 NAMESPACE_RULES = _grants("", ["namespaces"], ["list", "watch"])
 LEASE = "r-provider-router-leader"  # release "r": the chart names one Lease per release
 LEASE_RULES = _grants("coordination.k8s.io", ["leases"], ["create"]) | _grants(
-    "coordination.k8s.io", ["leases"], ["get", "update"], LEASE)
+    "coordination.k8s.io", ["leases"], ["get", "update"], LEASE) | _grants(
+    "discovery.k8s.io", ["endpointslices"], ["list"])  # --replicas-service counts replicas
 
 
 CLUSTER_ROLE: Scoped = ("ClusterRole", None)

@@ -49,7 +49,8 @@ EXPECTED_KINDS: dict[str, set[str]] = {
     "default-policy": BASE_KINDS | {"RoutingPolicy"},
 }
 LEADER_ARGS = ["--leader-elect", "--leader-namespace", NAMESPACE,
-               "--leader-lease", "r-provider-router-leader"]
+               "--leader-lease", "r-provider-router-leader",
+               "--replicas-service", FULLNAME]
 EXPECTED_ARGS: dict[str, list[str]] = {
     "default": ["operator", "-A", "--route-port", "8080"],
     "namespaced": ["operator", "-n", "a", "-n", "b", "--route-port", "8080"],
@@ -232,7 +233,8 @@ def test_leader_election_with_several_replicas(helm: Path) -> None:
     rendered = render(helm, VARIANTS["leader-election"])
     assert rendered.args[-len(LEADER_ARGS):] == LEADER_ARGS
     role = rendered.one("Role", f"{FULLNAME}-leader-election", NAMESPACE)
-    assert {r["apiGroups"][0] for r in role["rules"]} == {"coordination.k8s.io"}
+    assert {r["apiGroups"][0] for r in role["rules"]} == {"coordination.k8s.io",
+                                                         "discovery.k8s.io"}
     rendered.one("RoleBinding", f"{FULLNAME}-leader-election", NAMESPACE)
 
 

@@ -99,6 +99,7 @@ def test_operator_passes_its_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     fake.run = lambda **kwargs: calls.append(kwargs)  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "provider_router.operator", fake)
     monkeypatch.delenv("POD_NAMESPACE", raising=False)
+    monkeypatch.delenv("PROVIDER_ROUTER_STATE_URL", raising=False)
     assert main(["operator", "-n", "a", "--namespace", "b", "--route-port", "9000",
                  "--kubeconfig", "/k"]) == 0
     assert main(["operator", "-A", "--leader-elect", "--leader-lease", "r-leader",
@@ -106,7 +107,7 @@ def test_operator_passes_its_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POD_NAMESPACE", "router-system")
     assert main(["operator", "-A", "--leader-elect", "--lease-ttl", "600"]) == 0
     common = {"leader_lease": "provider-router-leader", "liveness_port": 8081,
-              "leader_elect": False}
+              "leader_elect": False, "replicas_service": None}
     listen = RuntimeSettings(host="0.0.0.0")
     assert calls == [
         {**common, "namespaces": ["a", "b"], "all_namespaces": False,

@@ -4,6 +4,7 @@ test's event loop (providers are ``provider_router.mock_provider.MockProvider``s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import tempfile
 import threading
 import time
@@ -124,12 +125,18 @@ class RunningOperator:
 
 def start_operator(background: BackgroundLoop, kubeconfig: str, namespace: str,
                    **options: Any) -> RunningOperator:
+    """An operator on a free loopback port; ``options`` are OperatorOptions fields, or
+    RuntimeSettings fields (``state_url``, ``lease_ttl``, ...) for the runtime it shares with
+    standalone mode."""
     options.setdefault("status_hold_seconds", 1.0)
     options.setdefault("status_interval_seconds", 0.2)
+    runtime_fields = {f.name for f in dataclasses.fields(RuntimeSettings)}
+    runtime = RuntimeSettings(host="127.0.0.1", port=0, **{
+        k: options.pop(k) for k in list(options) if k in runtime_fields})
 
     async def start() -> tuple[Operator, asyncio.Task[None]]:
         operator = Operator(OperatorOptions(
-            namespaces=[namespace], runtime=RuntimeSettings(port=0), liveness_port=None,
+            namespaces=[namespace], runtime=runtime, liveness_port=None,
             kubeconfig=kubeconfig, **options))
         task = asyncio.get_running_loop().create_task(operator.run())
         while not operator.server.running and not task.done():

@@ -84,6 +84,22 @@ The Lease the replicas elect a leader with: one per release, passed to the opera
 {{ include "provider-router.fullname" . }}-leader
 {{- end }}
 
+{{/*
+Whether replicas share state through a store (sharedState.url or existingSecret). A URL in
+values must carry no credentials: the schema refuses it, and so does this, for a schema skipped
+with --skip-schema-validation.
+*/}}
+{{- define "provider-router.sharedState" -}}
+{{- $shared := .Values.sharedState }}
+{{- if and $shared.url $shared.existingSecret }}
+{{- fail "sharedState: set url or existingSecret, not both" }}
+{{- end }}
+{{- if contains "@" $shared.url }}
+{{- fail "sharedState.url must not hold a user or password: put the URL in a Secret and set sharedState.existingSecret" }}
+{{- end }}
+{{- if or $shared.url $shared.existingSecret }}true{{- end }}
+{{- end }}
+
 {{/* The watched namespaces, de-duplicated, in the order given. */}}
 {{- define "provider-router.watchNamespaces" -}}
 {{- .Values.watchNamespaces | uniq | toJson }}

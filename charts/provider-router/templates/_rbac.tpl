@@ -47,4 +47,10 @@ checked against what the code calls (see the comment at the top of rbac.yaml).
   resources: ["leases"]
   resourceNames: [{{ include "provider-router.leaseName" . | quote }}]
   verbs: ["get", "update"]
+# --replicas-service (operator/_peers.py): the route Service's EndpointSlices count the ready
+# replicas, so that each enforces its share of every limit. Read-only; a list cannot be limited
+# by name.
+- apiGroups: ["discovery.k8s.io"]
+  resources: ["endpointslices"]
+  verbs: ["list"]
 {{- end }}

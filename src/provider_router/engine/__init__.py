@@ -22,6 +22,7 @@ from provider_router.engine._decision import (
     UnknownPolicy,
     UnknownProvider,
 )
+from provider_router.engine._fleet import Fleet, FleetSnapshot, Flip, ProviderFigures
 from provider_router.engine._load import (
     MAX_DISCOVERED_MODELS,
     SATURATED_ENTER,
@@ -62,6 +63,9 @@ __all__ = [
     "Block",
     "Candidate",
     "Clock",
+    "Fleet",
+    "FleetSnapshot",
+    "Flip",
     "Health",
     "LiveLoad",
     "LoadSample",
@@ -71,6 +75,7 @@ __all__ = [
     "PolicyAvailability",
     "PolicyState",
     "ProbeResult",
+    "ProviderFigures",
     "ProviderKey",
     "ProviderState",
     "ProviderView",

@@ -80,12 +80,17 @@ def describe_blocks(state: ProviderState, blocks: int, now: float) -> str:
     retry = state.retry_at(now)
     if retry is not None:
         parts.append(f"retry in {retry - now:.1f}s")
+    # Counts and limits as compared: with the other replicas' totals, at this one's share.
+    share = state.share
     if blocks & Block.AT_CAPACITY:
-        parts.append(f"{state.in_flight}/{state.spec.max_concurrent} in flight")
+        parts.append(f"{state.in_flight + state.others_in_flight}/"
+                     f"{(state.spec.max_concurrent or 0) * share:g} in flight")
     if blocks & Block.RPM_EXHAUSTED:
-        parts.append(f"{state.requests.total(now):.0f}/{state.spec.rate_limit_rpm} rpm")
+        parts.append(f"{state.requests.total(now) + state.others_requests:.0f}/"
+                     f"{(state.spec.rate_limit_rpm or 0) * share:g} rpm")
     if blocks & Block.TPM_EXHAUSTED:
-        parts.append(f"{state.tokens.total(now):.0f}/{state.spec.rate_limit_tpm} tpm")
+        parts.append(f"{state.tokens.total(now) + state.others_tokens:.0f}/"
+                     f"{(state.spec.rate_limit_tpm or 0) * share:g} tpm")
     if blocks & Block.OVER_BUDGET:
         parts.append("policy budget spent")
     return "; ".join(parts)

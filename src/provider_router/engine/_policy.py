@@ -151,6 +151,10 @@ class PolicyState:
         self.sticky_enabled = spec.sticky_sessions.enabled
         self.spend = RollingSum(spec.budget.window.seconds) if spec.budget else None
         self.spend_total = 0.0
+        self.others_spend = 0.0
+        """The other replicas' spend in their budget windows (kept by the table's Fleet)."""
+        self.share = 1.0
+        """The share of the budget this replica enforces alone."""
         self.routed = 0
         self.unrouted = 0
         self.entries: OrderedDict[PoolKey, PoolEntry] = OrderedDict()
@@ -180,8 +184,9 @@ class PolicyState:
             return False, False
         budget = self.spec.budget
         assert budget is not None
-        spent = self.spend.total(now)
-        return spent >= budget.limit_usd, spent >= budget.limit_usd * budget.throttle_ratio
+        spent = self.spend.total(now) + self.others_spend
+        limit = budget.limit_usd * self.share
+        return spent >= limit, spent >= limit * budget.throttle_ratio
 
     def entries_iter(self) -> Iterator[PoolEntry]:
         return iter(list(self.entries.values()))

@@ -112,6 +112,12 @@ class ProviderState:
         """When routes without a lease went here, within the rate window: a lease-less report
         that follows is the same call, already counted as a request."""
         self.tokens = SlidingWindow(RATE_WINDOW_SECONDS)
+        # The other replicas' latest totals, added when limits are compared, and the share of
+        # each limit this replica enforces alone; kept by the table's Fleet.
+        self.others_requests = 0.0
+        self.others_tokens = 0.0
+        self.others_in_flight = 0
+        self.share = 1.0
         self.external_load = 0.0
         self.error_rate = 0.0
         self.spend_usd = 0.0
@@ -206,13 +212,16 @@ class ProviderState:
         if live is not None and live.exhausted_until is not None and now < live.exhausted_until:
             blocks |= Block.REQUESTS_EXHAUSTED
         limit = spec.max_concurrent
-        if limit is not None and self.in_flight >= limit:
+        share = self.share
+        if limit is not None and self.in_flight + self.others_in_flight >= limit * share:
             blocks |= Block.AT_CAPACITY
         limit = spec.rate_limit_rpm
-        if limit is not None and self.requests.total(now) >= limit:
+        if limit is not None and (self.requests.total(now) + self.others_requests
+                                  >= limit * share):
             blocks |= Block.RPM_EXHAUSTED
         limit = spec.rate_limit_tpm
-        if limit is not None and self.tokens.total(now) >= limit:
+        if limit is not None and (self.tokens.total(now) + self.others_tokens
+                                  >= limit * share):
             blocks |= Block.TPM_EXHAUSTED
         return blocks
 
@@ -251,14 +260,16 @@ class ProviderState:
         return max(self.in_flight / self.capacity, self.external_load)
 
     def headroom(self, now: float) -> float:
-        """Requests left this minute: ``rateLimitRPM`` minus the sliding minute's requests, so
-        a provider allowed 500 a minute has more room than one allowed 100 (the seed library's
-        meaning). No limit is unlimited (``inf``). TPM is not part of it: running out of tokens
-        makes a provider ineligible, it does not rank it."""
+        """Requests left this minute: ``rateLimitRPM`` (this replica's share of it) minus the
+        sliding minute's requests, the other replicas' included, so a provider allowed 500 a
+        minute has more room than one allowed 100 (the seed library's meaning). No limit is
+        unlimited (``inf``). TPM is not part of it: running out of tokens makes a provider
+        ineligible, it does not rank it."""
         limit = self.spec.rate_limit_rpm
         if limit is None:
             return math.inf
-        return max(float(limit - self.requests.total(now)), 0.0)
+        used = self.requests.total(now) + self.others_requests
+        return max(float(limit * self.share - used), 0.0)
 
     def retry_at(self, now: float) -> float | None:
         """When a blocked provider may next be tried: the end of an open circuit or cooldown."""

@@ -36,6 +36,7 @@ from provider_router.engine._decision import (
 )
 from provider_router.engine._explain import exclusion_counts
 from provider_router.engine._explain import explain as explain_candidates
+from provider_router.engine._fleet import Fleet
 from provider_router.engine._index import PoolIndex
 from provider_router.engine._leases import DEFAULT_MAX_LEASES, Lease, LeaseBook
 from provider_router.engine._load import LoadSample, live_load, normalise_models
@@ -70,6 +71,8 @@ class RoutingTable:
         self._incarnation_of: dict[ProviderKey, int] = {}
         self.version = 0
         """Bumped on every change to the set of resources; lets edges cache derived views."""
+        self.fleet = Fleet(self._providers, self._policies, self._index.touch)
+        """The other replicas' totals and this replica's share of each limit."""
 
     @property
     def lease_ttl(self) -> float:
@@ -103,6 +106,7 @@ class RoutingTable:
             state.adopt_runtime(old)
         else:
             self._incarnation_of[key] = next(self._incarnations)
+        self.fleet.adopt_provider(state, old)
         self._providers[key] = state
         self._providers_in.setdefault(namespace, set()).add(key)
         self.version += 1
@@ -148,6 +152,7 @@ class RoutingTable:
                     old.spend.span == state.spend.span):
                 state.spend = old.spend
             self._index.drop_policy(old)
+        self.fleet.adopt_policy(state, old)
         self._policies[key] = state
         self._policies_in.setdefault(namespace, set()).add(key)
         self._default_policy.pop(namespace, None)

@@ -25,6 +25,7 @@ from provider_router.engine import LoadSample, ProbeResult
 from provider_router.operator._handlers import build_registry, operator_settings
 from provider_router.operator._kube import KubeClient, load_api_client
 from provider_router.operator._leader import Leadership, LeaseElection
+from provider_router.operator._peers import ReplicaCount
 from provider_router.operator._reconciler import Reconciler
 from provider_router.operator._status_writer import StatusWriter
 from provider_router.runtime import Runtime, RuntimeSettings
@@ -48,6 +49,10 @@ class OperatorOptions:
     status_hold_seconds: float = 5.0
     status_interval_seconds: float = 1.0
     staleness_check_seconds: float = 10.0
+    replicas_service: str | None = None
+    """The route Service in ``leader_namespace`` whose ready EndpointSlice endpoints count the
+    replicas: without a state store each enforces its share of every limit."""
+    replicas_check_seconds: float = 10.0
     tune_gc: bool = False
     """Freeze the start-up heap out of GC (see ``tune_gc``): for the process entry point."""
 
@@ -59,7 +64,11 @@ class Operator:
         self.options = options
         self.api_client = load_api_client(options.kubeconfig)
         self.kube = KubeClient(self.api_client)
-        self.runtime = Runtime(options.runtime, credential_for=self._credential_for,
+        # The shared store's keys are per release: the election Lease's name tells releases
+        # apart in one namespace.
+        runtime = options.runtime.with_changes(
+            state_prefix=f"{options.runtime.state_prefix}:{options.leader_lease}")
+        self.runtime = Runtime(runtime, credential_for=self._credential_for,
                                readiness=self.readiness, on_probe=self._probed,
                                on_sample=self._sampled)
         self.table = self.runtime.table
@@ -74,6 +83,10 @@ class Operator:
         self.prober = self.runtime.prober
         self.service = self.runtime.service
         self.server = self.runtime.server
+        self.shared = self.runtime.shared
+        self.peers = (ReplicaCount(self.api_client, options.leader_namespace,
+                                   options.replicas_service)
+                      if options.replicas_service else None)
         self.stale_since: float | None = None
         self._stop = asyncio.Event()
         self._probing = False
@@ -86,6 +99,11 @@ class Operator:
                                    "stale": self.stale_since is not None}
         if self.stale_since is not None:
             details["staleSeconds"] = round(time.monotonic() - self.stale_since, 1)
+        # With a store the runtime adds its status; without one, the replicas seen say which
+        # share of each limit this one enforces.
+        if self.shared is None and self.peers is not None and self.peers.count is not None:
+            details.update({"sharedState": "perReplica", "replicas": self.table.fleet.replicas,
+                            "limitShare": round(self.table.fleet.share, 4)})
         # A stale table still routes: only the initial sync gates readiness.
         return self.reconciler.synced(), details
 
@@ -132,6 +150,8 @@ class Operator:
                                      name="status-writer"),
                  asyncio.create_task(self._follow_leadership(), name="leadership"),
                  asyncio.create_task(self._watch_staleness(), name="staleness")]
+        if self.peers is not None:
+            tasks.append(asyncio.create_task(self._count_replicas(), name="replica-count"))
         stopper = asyncio.create_task(self._stop.wait(), name="stop")
         try:
             # Runs until stopped, or until a part that should run forever ends (a failure).
@@ -198,6 +218,23 @@ class Operator:
                 self.stale_since = time.monotonic()
             self.metrics.set_table_stale(self.stale_since is not None)
             await asyncio.sleep(self.options.staleness_check_seconds)
+
+    async def _count_replicas(self) -> None:
+        """Keep the replica count current: without a store it divides every limit; with one
+        it is the share to fall back on if the store is down before it ever answered."""
+        assert self.peers is not None
+        while True:
+            count = await self.peers.read()
+            if count is not None:
+                count = max(1, count)
+                if self.shared is not None:
+                    self.shared.fallback_replicas = count
+                elif count != self.table.fleet.replicas:
+                    log.info("%d replicas serve routes without shared state: each enforces "
+                             "1/%d of every limit (set --state-url to share them)", count,
+                             count)
+                    self.table.fleet.divide(count, self.table.clock())
+            await asyncio.sleep(self.options.replicas_check_seconds)
 
 
 async def run_operator(options: OperatorOptions) -> None:

@@ -1,4 +1,5 @@
-"""``Runtime``: the routing table, metrics, route API, server and prober, wired once.
+"""``Runtime``: the routing table, metrics, route API, server, prober and shared state, wired
+once.
 
 Both modes build one: standalone mode fills its table from manifest files, the operator from
 the API server, and each hands in how credentials are looked up and when it is ready. Every
@@ -9,12 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from provider_router.api import SecretKeyRef
 from provider_router.engine import ProbeResult, RoutingTable
 from provider_router.health import Prober, SampleHook
 from provider_router.runtime._settings import RuntimeSettings
 from provider_router.service import Access, Readiness, RouteService, Server, ServiceMetrics
+from provider_router.sharedstate import SharedState
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,13 @@ class Runtime:
         self.settings = settings
         self.table = table if table is not None else RoutingTable(lease_ttl=settings.lease_ttl)
         self.metrics = ServiceMetrics()
-        self.service = RouteService(self.table, readiness=readiness, metrics=self.metrics,
+        self._readiness = readiness
+        self.shared = (SharedState(self.table, settings.state_url,
+                                   sync_ms=settings.state_sync_ms,
+                                   registry=self.metrics.registry, prefix=settings.state_prefix)
+                       if settings.state_url else None)
+        """Budgets, rate limits, cooldowns and circuits shared with the other replicas."""
+        self.service = RouteService(self.table, readiness=self.readiness, metrics=self.metrics,
                                     access=access)
         self.server = Server(self.service, settings.host, settings.port)
         self._on_probe = on_probe
@@ -41,6 +50,13 @@ class Runtime:
                              concurrency=settings.probe_concurrency,
                              initial_delay=settings.probe_initial_delay,
                              on_sample=on_sample)
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """The mode's readiness, with the shared state's (never its URL) in the details."""
+        ready, details = self._readiness()
+        if self.shared is not None:
+            details = {**details, **self.shared.status()}
+        return ready, details
 
     def _probed(self, namespace: str, name: str, result: ProbeResult) -> None:
         self.metrics.observe_probe(namespace, name, result)
@@ -52,8 +68,18 @@ class Runtime:
         self.metrics.forget_provider(namespace, name)
 
     async def start(self) -> None:
+        """Serve, then join the shared state (which never blocks routing: an unreachable
+        store is reported, not waited for)."""
         await self.server.start()
+        if self.shared is not None:
+            try:
+                await self.shared.start()
+            except BaseException:
+                await self.server.stop()
+                raise
 
     async def stop(self) -> None:
         await self.prober.stop()
+        if self.shared is not None:
+            await self.shared.stop()
         await self.server.stop()

@@ -11,6 +11,8 @@ from provider_router._defaults import (
     DEFAULT_PORT,
     DEFAULT_PROBE_CONCURRENCY,
     DEFAULT_PROBE_INITIAL_DELAY,
+    DEFAULT_STATE_PREFIX,
+    DEFAULT_STATE_SYNC_MS,
 )
 
 
@@ -24,6 +26,11 @@ class RuntimeSettings:
     lease_ttl: float = DEFAULT_LEASE_TTL
     probe_concurrency: int = DEFAULT_PROBE_CONCURRENCY
     probe_initial_delay: float = DEFAULT_PROBE_INITIAL_DELAY
+    state_url: str | None = None
+    """Valkey or Redis shared by the replicas for budgets, limits, cooldowns and circuits;
+    None keeps all state in this process."""
+    state_sync_ms: int = DEFAULT_STATE_SYNC_MS
+    state_prefix: str = DEFAULT_STATE_PREFIX
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -35,6 +42,8 @@ class RuntimeSettings:
                              f"{self.probe_concurrency}")
         if self.probe_initial_delay < 0:
             raise ValueError("probe_initial_delay must not be negative")
+        if self.state_sync_ms <= 0:
+            raise ValueError(f"state_sync_ms must be positive, not {self.state_sync_ms}")
 
     def with_changes(self, **changes: Any) -> RuntimeSettings:
         """A copy with ``changes`` applied; None values are ignored (not given)."""
