@@ -13,11 +13,10 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-from aiohttp import web
 
 from provider_router.health import Sleep
+from support.apps import StartApp, app_starter
 
-StartApp = Callable[[web.Application], Awaitable[str]]
 StartRaw = Callable[[Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]],
                     Awaitable[str]]
 
@@ -67,20 +66,8 @@ def virtual_time() -> VirtualTime:
 @pytest.fixture
 async def start_app() -> AsyncIterator[StartApp]:
     """Start an aiohttp app on 127.0.0.1, port 0; returns its base URL."""
-    runners: list[web.AppRunner] = []
-
-    async def start(app: web.Application) -> str:
-        runner = web.AppRunner(app, shutdown_timeout=0.2, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        runners.append(runner)
-        host, port = runner.addresses[0][:2]
-        return f"http://{host}:{port}"
-
-    yield start
-    for runner in runners:
-        await runner.cleanup()
+    async with app_starter() as start:
+        yield start
 
 
 @pytest.fixture

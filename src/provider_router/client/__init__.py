@@ -1,7 +1,8 @@
 """The workload's client for a running router (standalone or operator): route, then report.
 
 ``RouterClient`` (blocking) and ``AsyncRouterClient`` (asyncio) speak the route API
-(``/v1/route``, ``/v1/report``; the README and ``/openapi.json`` describe it). Their ``call()`` context manager routes on enter and reports on exit, so a
+(``/v1/route``, ``/v1/report``; the README and ``/openapi.json`` describe it). Their
+``call()`` context manager routes on enter and reports on exit, so a
 workload gets failover, circuit breaking, 429 back-off and spend tracking by wrapping its
 provider call in one ``with`` block.
 """

@@ -11,11 +11,15 @@ a random delay and sleeps its interval with jitter.
 from __future__ import annotations
 
 import asyncio
+import inspect
+import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable
 
 from provider_router.api import LLMProviderSpec
 from provider_router.engine import ProviderKey, RoutingTable, UnknownProvider
+
+log = logging.getLogger(__name__)
 
 Tick = Callable[[str, str], Awaitable[object]]
 Sleep = Callable[[float], Awaitable[None]]
@@ -116,3 +120,19 @@ class ProviderLoops:
                 return  # removed; sync() will forget the task
             await self._sleep(interval * self._rng.uniform(1 - self._jitter,
                                                               1 + self._jitter))
+
+
+async def call_hook(hook: Callable[..., Awaitable[None] | None] | None, what: str,
+                    namespace: str, name: str, *args: object) -> None:
+    """Call a caller's hook (sync or async) after a probe or scrape; a failing hook is logged,
+    never allowed to stop the loop."""
+    if hook is None:
+        return
+    try:
+        outcome = hook(namespace, name, *args)
+        if inspect.isawaitable(outcome):
+            await outcome
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("%s hook failed for %s/%s", what, namespace, name)

@@ -20,7 +20,6 @@ run the loops on virtual time and check the intervals asked for instead of measu
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable
@@ -30,7 +29,7 @@ import httpx
 
 from provider_router.api import LLMProviderSpec, SecretKeyRef
 from provider_router.engine import ProbeResult, ProviderKey, RoutingTable, UnknownProvider
-from provider_router.health._loops import ProviderLoops, Sleep
+from provider_router.health._loops import ProviderLoops, Sleep, call_hook
 from provider_router.health._probe import probe, probe_client
 from provider_router.health._scrape import SampleHook, Scraper
 
@@ -168,7 +167,7 @@ class Prober:
             level = logging.INFO if result.ok else logging.WARNING
             log.log(level, "provider %s/%s is now %s: %s", namespace, name,
                     state.health.value, result.message or result.reason)
-        await self._notify(namespace, name, result)
+        await call_hook(self._on_result, "probe result", namespace, name, result)
         return result
 
     def _credential(self, namespace: str, name: str, spec: LLMProviderSpec) -> str | None:
@@ -193,16 +192,4 @@ class Prober:
             # probe() maps the expected failures; anything else is still a failed probe.
             message = f"probe failed: {type(error).__name__}"
             return ProbeResult(False, None, "ProbeError", message)
-
-    async def _notify(self, namespace: str, name: str, result: ProbeResult) -> None:
-        if self._on_result is None:
-            return
-        try:
-            outcome = self._on_result(namespace, name, result)
-            if inspect.isawaitable(outcome):
-                await outcome
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("probe result hook failed for %s/%s", namespace, name)
 

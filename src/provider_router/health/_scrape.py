@@ -15,7 +15,6 @@ the KV figure is the fullest one.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import math
 import random
@@ -27,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from provider_router.api import ApiFormat, LLMProviderSpec
 from provider_router.engine import LoadSample, ProviderKey, RoutingTable, UnknownProvider
-from provider_router.health._loops import ProviderLoops, Sleep
+from provider_router.health._loops import ProviderLoops, Sleep, call_hook
 from provider_router.health._probe import auth_headers
 
 log = logging.getLogger(__name__)
@@ -155,18 +154,5 @@ class Scraper:
             saturated = state.live is not None and state.live.saturated
             log.info("provider %s/%s is %s", namespace, name,
                      "saturated" if saturated else "no longer saturated")
-        await self._notify(namespace, name, sample, flipped)
+        await call_hook(self._on_sample, "load sample", namespace, name, sample, flipped)
         return sample
-
-    async def _notify(self, namespace: str, name: str, sample: LoadSample,
-                      flipped: bool) -> None:
-        if self._on_sample is None:
-            return
-        try:
-            outcome = self._on_sample(namespace, name, sample, flipped)
-            if inspect.isawaitable(outcome):
-                await outcome
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("load sample hook failed for %s/%s", namespace, name)
