@@ -10,6 +10,7 @@ put on a timer heap, so the table only wakes the providers whose time has come.
 from __future__ import annotations
 
 import heapq
+import math
 import random
 from collections.abc import Iterator, Mapping
 
@@ -20,13 +21,16 @@ from provider_router.engine._state import ProviderKey, ProviderState
 class PoolIndex:
     """Every pool, by member; and one pending wake-up per provider."""
 
-    __slots__ = ("_entries_of", "_rng", "_scheduled", "_timers")
+    __slots__ = ("_entries_of", "_rng", "_scheduled", "_timers", "next_due")
 
     def __init__(self, rng: random.Random) -> None:
         self._rng = rng
         self._entries_of: dict[ProviderKey, set[PoolEntry]] = {}
         self._timers: list[tuple[float, ProviderKey]] = []
         self._scheduled: dict[ProviderKey, float] = {}
+        self.next_due = math.inf
+        """The earliest pending wake-up (or a time already handled): ``due`` is worth calling
+        once the clock reaches it."""
 
     def touch(self, state: ProviderState, now: float) -> None:
         """Recompute one provider's eligibility and push it into every pool that holds it."""
@@ -39,6 +43,7 @@ class PoolIndex:
             if scheduled is None or wake < scheduled:
                 self._scheduled[state.key] = wake
                 heapq.heappush(self._timers, (wake, state.key))
+                self.next_due = min(self.next_due, wake)
 
     def due(self, now: float) -> Iterator[ProviderKey]:
         """The providers whose wake-up time has come, each once."""
@@ -48,6 +53,7 @@ class PoolIndex:
             if self._scheduled.get(key) == when:
                 del self._scheduled[key]
                 yield key
+        self.next_due = timers[0][0] if timers else math.inf
 
     def forget(self, key: ProviderKey) -> None:
         """A provider left: no wake-up for it (its stale heap entries are skipped)."""

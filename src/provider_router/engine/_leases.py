@@ -43,8 +43,17 @@ class Lease:
 class LeaseBook:
     """The outstanding leases of one table, and the recently expired ones."""
 
-    __slots__ = ("_expired", "_expired_order", "_queue", "_seq", "active", "evicted",
-                 "max_leases", "prefix", "ttl")
+    __slots__ = (
+        "_expired",
+        "_expired_order",
+        "_seq",
+        "active",
+        "evicted",
+        "max_leases",
+        "prefix",
+        "queue",
+        "ttl",
+    )
 
     def __init__(self, ttl: float, max_leases: int = DEFAULT_MAX_LEASES) -> None:
         if max_leases < 1:
@@ -54,7 +63,9 @@ class LeaseBook:
         self.evicted = 0
         """Leases released before their TTL because ``max_leases`` were out."""
         self.active: dict[str, Lease] = {}
-        self._queue: deque[Lease] = deque()
+        self.queue: deque[Lease] = deque()
+        """Leases in the order taken, which is their order of expiry (reported ones wait for
+        their turn); read, never changed, outside this class."""
         self._expired: dict[str, Lease] = {}
         self._expired_order: deque[str] = deque()
         self.prefix = secrets.token_hex(4) + "-"
@@ -70,7 +81,7 @@ class LeaseBook:
     @property
     def queued(self) -> int:
         """Queue entries, outstanding and reported-but-not-yet-dropped alike."""
-        return len(self._queue)
+        return len(self.queue)
 
     @property
     def full(self) -> bool:
@@ -81,7 +92,7 @@ class LeaseBook:
         lease = Lease(f"{self.prefix}{next(self._seq)}", provider, prices, incarnation,
                       policy, now + self.ttl, trial)
         self.active[lease.lease_id] = lease
-        self._queue.append(lease)
+        self.queue.append(lease)
         return lease
 
     def issued_here(self, lease_id: str) -> bool:
@@ -104,7 +115,7 @@ class LeaseBook:
 
     def due(self, now: float) -> Iterator[Lease]:
         """The outstanding leases whose TTL has passed, each removed and remembered."""
-        queue = self._queue
+        queue = self.queue
         while queue and queue[0].expires_at <= now:
             lease = queue.popleft()
             if self._end(lease):
@@ -112,7 +123,7 @@ class LeaseBook:
 
     def evict_oldest(self) -> Lease | None:
         """End the oldest outstanding lease early, to make room (counted in ``evicted``)."""
-        queue = self._queue
+        queue = self.queue
         while queue:
             lease = queue.popleft()
             if self._end(lease):
@@ -140,8 +151,8 @@ class LeaseBook:
         expiry, so the rebuild is a copy; it happens after at least as many reports as it
         copies, so it costs O(1) per report.
         """
-        if len(self._queue) > 2 * len(self.active) + 1024:
-            self._queue = deque(self.active.values())
+        if len(self.queue) > 2 * len(self.active) + 1024:
+            self.queue = deque(self.active.values())
 
 
 __all__ = ["DEFAULT_MAX_LEASES", "MAX_EXPIRED_REMEMBERED", "Lease", "LeaseBook"]

@@ -323,7 +323,7 @@ class RoutingTable:
 
     def _acquire(self, state: ProviderState, policy: PolicyState, now: float) -> str:
         leases = self._leases
-        if leases.full:
+        if len(leases.active) >= leases.max_leases:
             evicted = leases.evict_oldest()
             if evicted is not None:
                 self._expired_lease(evicted, now)
@@ -509,12 +509,18 @@ class RoutingTable:
     # -- bookkeeping -------------------------------------------------------------------------
 
     def _advance(self, now: float) -> None:
-        for key in self._index.due(now):
-            state = self._providers.get(key)
-            if state is not None:
-                self._index.touch(state, now)
-        for lease in self._leases.due(now):
-            self._expired_lease(lease, now)
+        # Every public call starts here, so the common case (nothing due) is two comparisons.
+        index = self._index
+        if index.next_due <= now:
+            for key in index.due(now):
+                state = self._providers.get(key)
+                if state is not None:
+                    index.touch(state, now)
+        leases = self._leases
+        queue = leases.queue
+        if queue and queue[0].expires_at <= now:
+            for lease in leases.due(now):
+                self._expired_lease(lease, now)
 
     def _expired_lease(self, lease: Lease, now: float) -> None:
         """Free the slot of a lease nobody reported in time."""

@@ -10,7 +10,7 @@ Header names are lower-cased once, by the server, so handlers look them up with 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
 
 import orjson
@@ -28,17 +28,36 @@ _NO_HEADERS: Final[Mapping[bytes, bytes]] = {}
 
 class Request:
     """One parsed request. ``headers`` maps lower-cased names to values (repeated headers are
-    joined with ``", "``, as HTTP allows)."""
+    joined with ``", "``, as HTTP allows).
 
-    __slots__ = ("body", "headers", "method", "path", "query")
+    The server hands over the raw header pairs, and the mapping is built on first use: most
+    route API requests never look at a header, and lower-casing every one costs more than the
+    routing decision's slowest step.
+    """
+
+    __slots__ = ("_headers", "_raw", "body", "method", "path", "query")
 
     def __init__(self, method: str, path: str, query: bytes = b"", body: bytes = b"",
-                 headers: Mapping[bytes, bytes] = _NO_HEADERS) -> None:
+                 headers: Mapping[bytes, bytes] = _NO_HEADERS,
+                 raw_headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
         self.method = method
         self.path = path
         self.query = query
         self.body = body
-        self.headers = headers
+        self._headers: Mapping[bytes, bytes] | None = None if raw_headers else headers
+        self._raw = raw_headers
+
+    @property
+    def headers(self) -> Mapping[bytes, bytes]:
+        headers = self._headers
+        if headers is None:
+            built: dict[bytes, bytes] = {}
+            for name, value in self._raw:
+                key = name.lower()
+                seen = built.get(key)
+                built[key] = value if seen is None else seen + b", " + value
+            headers = self._headers = built
+        return headers
 
     def header(self, name: bytes) -> bytes | None:
         """The value of header ``name`` (lower-case), or None."""

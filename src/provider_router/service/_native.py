@@ -149,7 +149,7 @@ class HttpProtocol(asyncio.Protocol):
         self._head_raw = 0
         self._in_head = True
         self._header_count = 0
-        self._headers: dict[bytes, bytes] = {}
+        self._headers: list[tuple[bytes, bytes]] = []
         self._expect = False
         self._busy = False
         self._close_after = False
@@ -255,7 +255,7 @@ class HttpProtocol(asyncio.Protocol):
         self._body_size = 0
         self._head_size = 0
         self._header_count = 0
-        self._headers = {}
+        self._headers = []
         self._expect = False
 
     def on_url(self, url: bytes) -> None:
@@ -267,11 +267,8 @@ class HttpProtocol(asyncio.Protocol):
         if self._header_count > MAX_HEADERS:
             self._refuse_head(f"the request has more than {MAX_HEADERS} headers")
         self._count_head(len(name) + len(value) + 4)  # as on the wire: ": " and CRLF
-        key = name.lower()
-        headers = self._headers
-        seen = headers.get(key)
-        headers[key] = value if seen is None else seen + b", " + value
-        if key == b"expect" and value.lower() == b"100-continue":
+        self._headers.append((name, value))
+        if len(name) == 6 and name.lower() == b"expect" and value.lower() == b"100-continue":
             self._expect = True
 
     def on_headers_complete(self) -> None:
@@ -311,7 +308,8 @@ class HttpProtocol(asyncio.Protocol):
         path, query = target
         method = parser.get_method().decode("latin-1")
         body = b"".join(self._body) if self._body else b""
-        self._answer(self._service.handle(Request(method, path, query, body, self._headers)),
+        self._answer(self._service.handle(Request(method, path, query, body,
+                                                     raw_headers=self._headers)),
                      head_only=method == "HEAD")
 
     # -- answering ----------------------------------------------------------------------------
