@@ -49,6 +49,17 @@ def _lease_ttl_option(parser: argparse.ArgumentParser) -> None:
                         "longer than your longest calls (default: %(default)g)")
 
 
+def _auth_options(parser: argparse.ArgumentParser, modes: list[str], default: str) -> None:
+    parser.add_argument("--auth", choices=modes, default=None,
+                        help="who may use a policy: none (anybody), kubernetes (ServiceAccount "
+                        "tokens checked with TokenReview and RBAC)"
+                        + (", keys (API keys from labelled Secrets in the manifests)"
+                           if "keys" in modes else "") + f" (default: {default})")
+    parser.add_argument("--auth-audience", default=None, metavar="AUDIENCE",
+                        help="the audience ServiceAccount tokens must be minted for "
+                        "(default: provider-router)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="provider-router",
@@ -71,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"route API port (default: {DEFAULT_PORT}; 0 for any free port)")
     serve.add_argument("--no-watch", action="store_true", help="do not reload on changes")
     _lease_ttl_option(serve)
+    _auth_options(serve, ["none", "kubernetes", "keys"], "none")
 
     demo = commands.add_parser("demo", help="mock providers plus a router: try it out",
                                description="Start local OpenAI-compatible mock providers and "
@@ -190,6 +202,7 @@ def _add_operator(commands: argparse._SubParsersAction[argparse.ArgumentParser])
                           help="name of the election Lease; give each release its own "
                                "(default: provider-router-leader)")
     _lease_ttl_option(operator)
+    _auth_options(operator, ["none", "kubernetes"], "kubernetes with the proxy, else none")
     operator.add_argument("--leader-namespace", default=None,
                           help="namespace of the election Lease (default: $POD_NAMESPACE, "
                                "else the first watched namespace, else 'default')")
@@ -224,7 +237,8 @@ def _run_operator(args: argparse.Namespace) -> int:
                  route_port=args.route_port, kubeconfig=args.kubeconfig,
                  liveness_port=args.liveness_port or None, leader_elect=args.leader_elect,
                  leader_namespace=leader_namespace, leader_lease=args.leader_lease,
-                 lease_ttl_seconds=args.lease_ttl)
+                 lease_ttl_seconds=args.lease_ttl, auth=args.auth,
+                 **({"auth_audience": args.auth_audience} if args.auth_audience else {}))
     return 0
 
 
@@ -238,7 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from provider_router.standalone import serve
 
         return serve(args.manifests, args.host, args.port, watch=not args.no_watch,
-                     lease_ttl=args.lease_ttl)
+                     lease_ttl=args.lease_ttl, auth=args.auth,
+                     auth_audience=args.auth_audience)
     if args.command == "demo":
         from provider_router.demo import demo
 

@@ -23,6 +23,16 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from provider_router.access import (
+    DEFAULT_AUDIENCE,
+    AccessMetrics,
+    AuthMode,
+    KeysAccess,
+    KubernetesAccess,
+    ReviewClient,
+    serve_auth_mode,
+    warn_if_open,
+)
 from provider_router.api import SecretKeyRef
 from provider_router.engine import DEFAULT_LEASE_TTL, ProviderKey, RoutingTable
 from provider_router.health import DEFAULT_CONCURRENCY, Prober
@@ -33,7 +43,7 @@ from provider_router.manifests import (
     apply_manifests,
     load_manifests,
 )
-from provider_router.service import Server, ServiceMetrics, create_app, tune_gc
+from provider_router.service import Access, OpenAccess, Server, ServiceMetrics, create_app, tune_gc
 
 log = logging.getLogger("provider_router.standalone")
 
@@ -49,7 +59,9 @@ class Standalone:
                  probe_concurrency: int = DEFAULT_CONCURRENCY,
                  probe_initial_delay: float = 1.0, debounce_ms: int = 200,
                  table: RoutingTable | None = None,
-                 lease_ttl: float = DEFAULT_LEASE_TTL) -> None:
+                 lease_ttl: float = DEFAULT_LEASE_TTL,
+                 auth: AuthMode | str | None = None,
+                 auth_audience: str | None = None) -> None:
         self.path = Path(manifests)
         self.host = host
         self.watch = watch
@@ -62,7 +74,10 @@ class Standalone:
         self.failed_reloads = 0
         self.last_error: str | None = None
         self.last_loaded_at: float | None = None
-        self.app = create_app(self.table, readiness=self._readiness, metrics=self.metrics)
+        self.auth = serve_auth_mode(auth)
+        self.access = _access_for(self.auth, self.metrics, auth_audience)
+        self.app = create_app(self.table, readiness=self._readiness, metrics=self.metrics,
+                              access=self.access)
         self.server = Server(self.app, host, port)
         self.prober = Prober(self.table, credential_for=self._credential_for,
                              on_result=self.metrics.observe_probe,
@@ -122,6 +137,8 @@ class Standalone:
                     await watcher
         await self.prober.stop()
         await self.server.stop()
+        if isinstance(self.access, KubernetesAccess):
+            await self.access.aclose()
         log.info("standalone router stopped")
 
     async def __aenter__(self) -> Standalone:
@@ -165,6 +182,8 @@ class Standalone:
         previous = self.manifests
         result = apply_manifests(self.table, manifests)
         self.manifests = manifests
+        if isinstance(self.access, KeysAccess):
+            self.access.load(manifests.secrets.values())  # keys rotate like any manifest
         self.last_error = None
         self.last_loaded_at = time.time()
         if result.changed or self.reloads == 0:
@@ -217,6 +236,19 @@ class Standalone:
                     await asyncio.wait_for(self._stop_watching.wait(), timeout=1.0)
 
 
+def _access_for(mode: AuthMode, metrics: ServiceMetrics, audience: str | None) -> Access:
+    """The ``Access`` of ``mode``; its counters join the route API's ``/metrics``."""
+    warn_if_open(mode, proxy=False)  # the proxy's wiring passes its own flag here
+    if mode is AuthMode.NONE:
+        return OpenAccess()
+    counters = AccessMetrics(mode.value)
+    counters.register(metrics.registry)
+    if mode is AuthMode.KEYS:
+        return KeysAccess(metrics=counters)
+    return KubernetesAccess(ReviewClient.load(), metrics=counters,
+                            audiences=(audience or DEFAULT_AUDIENCE,))
+
+
 def _credential_changes(old: ManifestSet, new: ManifestSet) -> list[ProviderKey]:
     """Providers whose spec is unchanged but whose credential value changed."""
     changed: list[ProviderKey] = []
@@ -246,9 +278,12 @@ def run_loop(main: Coroutine[Any, Any, int]) -> int:
 async def serve_until_signalled(manifests: str | os.PathLike[str], host: str = DEFAULT_HOST,
                                 port: int = DEFAULT_PORT, *, watch: bool = True,
                                 on_ready: Callable[[Standalone], None] | None = None,
-                                lease_ttl: float = DEFAULT_LEASE_TTL) -> int:
+                                lease_ttl: float = DEFAULT_LEASE_TTL,
+                                auth: str | None = None,
+                                auth_audience: str | None = None) -> int:
     """Serve until SIGTERM or SIGINT; returns the process exit code."""
-    standalone = Standalone(manifests, host=host, port=port, watch=watch, lease_ttl=lease_ttl)
+    standalone = Standalone(manifests, host=host, port=port, watch=watch, lease_ttl=lease_ttl,
+                            auth=auth, auth_audience=auth_audience)
     try:
         await standalone.start()
     except ManifestError as error:
@@ -283,7 +318,9 @@ def _signalled(stop: asyncio.Event, sig: signal.Signals) -> None:
 
 def serve(manifests: str | os.PathLike[str], host: str = DEFAULT_HOST,
           port: int = DEFAULT_PORT, *, watch: bool = True,
-          lease_ttl: float = DEFAULT_LEASE_TTL) -> int:
+          lease_ttl: float = DEFAULT_LEASE_TTL, auth: str | None = None,
+          auth_audience: str | None = None) -> int:
     """``provider-router serve``: blocking; returns the exit code."""
     return run_loop(serve_until_signalled(manifests, host, port, watch=watch,
-                                          lease_ttl=lease_ttl))
+                                          lease_ttl=lease_ttl, auth=auth,
+                                          auth_audience=auth_audience))

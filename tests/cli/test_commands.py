@@ -78,8 +78,9 @@ def test_operator_passes_its_flags(monkeypatch: pytest.MonkeyPatch) -> None:
                  "--liveness-port", "0"]) == 0
     monkeypatch.setenv("POD_NAMESPACE", "router-system")
     assert main(["operator", "-A", "--leader-elect", "--lease-ttl", "600"]) == 0
+    assert main(["operator", "--auth", "kubernetes", "--auth-audience", "llm"]) == 0
     common = {"leader_lease": "provider-router-leader", "liveness_port": 8081,
-              "leader_elect": False, "lease_ttl_seconds": 120.0}
+              "leader_elect": False, "lease_ttl_seconds": 120.0, "auth": None}
     assert calls == [
         {**common, "namespaces": ["a", "b"], "all_namespaces": False, "route_port": 9000,
          "kubeconfig": "/k", "leader_namespace": "a"},
@@ -88,7 +89,10 @@ def test_operator_passes_its_flags(monkeypatch: pytest.MonkeyPatch) -> None:
          "liveness_port": None, "leader_namespace": "default"},
         {**common, "namespaces": [], "all_namespaces": True, "route_port": 8080,
          "kubeconfig": None, "leader_elect": True, "leader_namespace": "router-system",
-         "lease_ttl_seconds": 600.0}]
+         "lease_ttl_seconds": 600.0},
+        {**common, "namespaces": [], "all_namespaces": False, "route_port": 8080,
+         "kubeconfig": None, "leader_namespace": "router-system", "auth": "kubernetes",
+         "auth_audience": "llm"}]
 
 
 def test_operator_missing_exits_2(monkeypatch: pytest.MonkeyPatch,

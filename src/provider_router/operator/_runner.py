@@ -19,6 +19,17 @@ from typing import Any
 
 import kopf
 
+from provider_router.access import (
+    ALLOW_TTL,
+    DEFAULT_AUDIENCE,
+    REFUSE_TTL,
+    AccessMetrics,
+    AuthMode,
+    KubernetesAccess,
+    ReviewClient,
+    operator_auth_mode,
+    warn_if_open,
+)
 from provider_router.engine import DEFAULT_LEASE_TTL, ProbeResult, RoutingTable
 from provider_router.health import Prober
 from provider_router.operator._handlers import build_registry, operator_settings
@@ -26,7 +37,14 @@ from provider_router.operator._kube import KubeClient, load_api_client
 from provider_router.operator._leader import Leadership, LeaseElection
 from provider_router.operator._reconciler import Reconciler
 from provider_router.operator._status_writer import StatusWriter
-from provider_router.service import RouteService, Server, ServiceMetrics, tune_gc
+from provider_router.service import (
+    Access,
+    OpenAccess,
+    RouteService,
+    Server,
+    ServiceMetrics,
+    tune_gc,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +67,12 @@ class OperatorOptions:
     lease_ttl_seconds: float = DEFAULT_LEASE_TTL
     tune_gc: bool = False
     """Freeze the start-up heap out of GC (see ``tune_gc``): for the process entry point."""
+    auth: str | None = None
+    """``--auth``: None picks the default (``operator_auth_mode``)."""
+    auth_audience: str = DEFAULT_AUDIENCE
+    auth_allow_ttl: float = ALLOW_TTL
+    """Seconds a review's allow is cached; refusals for ``auth_refuse_ttl``."""
+    auth_refuse_ttl: float = REFUSE_TTL
 
 
 class Operator:
@@ -69,13 +93,31 @@ class Operator:
                                    is_leader=self.leadership.is_leader)
         self.prober = Prober(self.table, credential_for=self.reconciler.credential_for,
                              on_result=self._probed, concurrency=options.probe_concurrency)
-        self.service = RouteService(self.table, readiness=self.readiness, metrics=self.metrics)
+        self.auth = operator_auth_mode(options.auth)
+        warn_if_open(self.auth, proxy=False)  # the proxy's wiring passes its own flag here
+        self.access = self._access()
+        self.service = RouteService(self.table, readiness=self.readiness, metrics=self.metrics,
+                                    access=self.access)
         self.server = Server(self.service, options.route_host, options.route_port)
         self.stale_since: float | None = None
         self._stop = asyncio.Event()
         self._probing = False
 
     # -- wiring ------------------------------------------------------------------------------
+
+    def _access(self) -> Access:
+        if self.auth is AuthMode.NONE:
+            return OpenAccess()
+        if self.auth is not AuthMode.KUBERNETES:
+            raise ValueError(f"--auth {self.auth.value} is for `provider-router serve`; the "
+                             "operator supports none and kubernetes")
+        counters = AccessMetrics(self.auth.value)
+        counters.register(self.metrics.registry)
+        # The operator's own connection settings: the same server, CA and credentials.
+        return KubernetesAccess(ReviewClient.from_configuration(self.api_client.configuration),
+                                audiences=(self.options.auth_audience,), metrics=counters,
+                                allow_ttl=self.options.auth_allow_ttl,
+                                refuse_ttl=self.options.auth_refuse_ttl)
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         details: dict[str, Any] = {"synced": self.reconciler.synced(),
@@ -142,6 +184,8 @@ class Operator:
             if isinstance(self.leadership, LeaseElection):
                 self.leadership.stop()
             await self.server.stop()
+            if isinstance(self.access, KubernetesAccess):
+                await self.access.aclose()
             await asyncio.to_thread(self.api_client.close)
 
     async def _initial_sync(self) -> None:
