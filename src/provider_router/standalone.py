@@ -61,7 +61,10 @@ class Standalone:
                  table: RoutingTable | None = None,
                  lease_ttl: float = DEFAULT_LEASE_TTL,
                  auth: AuthMode | str | None = None,
-                 auth_audience: str | None = None) -> None:
+                 auth_audience: str | None = None,
+                 access: Access | None = None) -> None:
+        """``auth`` picks the ``--auth`` mode; ``access`` overrides it with a ready one (tests
+        tune the caches' lifetimes)."""
         self.path = Path(manifests)
         self.host = host
         self.watch = watch
@@ -75,7 +78,8 @@ class Standalone:
         self.last_error: str | None = None
         self.last_loaded_at: float | None = None
         self.auth = serve_auth_mode(auth)
-        self.access = _access_for(self.auth, self.metrics, auth_audience)
+        self.access = (access if access is not None
+                       else _access_for(self.auth, self.metrics, auth_audience))
         self.app = create_app(self.table, readiness=self._readiness, metrics=self.metrics,
                               access=self.access)
         self.server = Server(self.app, host, port)
