@@ -3,30 +3,45 @@
 ``RouterClient`` (blocking) and ``AsyncRouterClient`` (asyncio) speak the route API of
 DESIGN section 4. Their ``call()`` context manager routes on enter and reports on exit, so a
 workload gets failover, circuit breaking, 429 back-off and spend tracking by wrapping its
-provider call in one ``with`` block.
+provider call in one ``with`` block. Against a router that checks who calls, they send the
+projected ServiceAccount token (re-read when it rotates) or an API key.
 """
 
 from provider_router.client._async import AsyncCall, AsyncRouterClient
+from provider_router.client._auth import (
+    API_KEY_ENV,
+    DEFAULT_TOKEN_FILE,
+    TOKEN_FILE_ENV,
+    BearerAuth,
+    TokenFile,
+)
 from provider_router.client._classify import Classified, classify, parse_retry_after
 from provider_router.client._common import DEFAULT_URL, URL_ENV
 from provider_router.client._errors import (
     BadRequestError,
+    ForbiddenError,
     NoProviderAvailableError,
     NotFoundError,
     RouterError,
     RouterUnavailableError,
+    UnauthorizedError,
 )
 from provider_router.client._sync import Call, RouterClient
 from provider_router.client._types import Outcome, Route, RouteCandidate, RouteProvider
 
 __all__ = [
+    "API_KEY_ENV",
+    "DEFAULT_TOKEN_FILE",
     "DEFAULT_URL",
+    "TOKEN_FILE_ENV",
     "URL_ENV",
     "AsyncCall",
     "AsyncRouterClient",
     "BadRequestError",
+    "BearerAuth",
     "Call",
     "Classified",
+    "ForbiddenError",
     "NoProviderAvailableError",
     "NotFoundError",
     "Outcome",
@@ -36,6 +51,8 @@ __all__ = [
     "RouterClient",
     "RouterError",
     "RouterUnavailableError",
+    "TokenFile",
+    "UnauthorizedError",
     "classify",
     "parse_retry_after",
 ]
