@@ -7,9 +7,12 @@ to send it to the API server); caches, logs and metrics see its SHA-256 digest a
 from __future__ import annotations
 
 import hashlib
+from typing import Final
 
 from provider_router.access._errors import unauthenticated
 from provider_router.service import ApiError, Request
+
+_BEARER: Final = frozenset((b"Bearer ", b"bearer ", b"BEARER "))
 
 
 def missing() -> ApiError:
@@ -27,6 +30,10 @@ def bearer(request: Request, *, api_key_header: bool = False) -> bytes:
     """The credential of ``Authorization: Bearer ...`` (or ``x-api-key`` when
     ``api_key_header``, as Anthropic's SDK sends it). Raises 401 if there is none."""
     value = request.headers.get(b"authorization")
+    if value is not None and value[:7] in _BEARER:  # the common case, in few operations
+        credential = value[7:]
+        if credential and b" " not in credential:
+            return credential
     if value is None:
         if api_key_header:
             key = request.headers.get(b"x-api-key")

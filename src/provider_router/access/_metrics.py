@@ -38,6 +38,9 @@ class AccessMetrics(Collector):
             (cache, result): 0 for cache in (TOKEN, ACCESS) for result in (HIT, MISS)}
         # (review kind, result): TokenReview / SubjectAccessReview calls and how they ended.
         self.reviews: dict[tuple[str, str], int] = {}
+        self.cached_allows = 0
+        """Requests allowed from both caches: the hot path bumps this one counter, and it is
+        added to authn, authz and both cache hits at scrape time."""
 
     def register(self, registry: CollectorRegistry) -> None:
         registry.register(self)
@@ -54,19 +57,21 @@ class AccessMetrics(Collector):
             "provider_router_authn_results", "Requests by authentication outcome "
             "(authenticated, missing, invalid credential, or unavailable: no review possible).",
             labels=["mode", "outcome"])
+        cached = self.cached_allows
         for outcome, value in list(self.authn.items()):
-            authn.add_metric([self.mode, outcome], value)
+            authn.add_metric([self.mode, outcome], value + (cached if outcome == AUTHENTICATED
+                                                            else 0))
         authz = CounterMetricFamily(
             "provider_router_authz_results", "Authenticated requests by authorization outcome "
             "(allowed, denied, or unavailable: no review possible).",
             labels=["mode", "outcome"])
         for outcome, value in list(self.authz.items()):
-            authz.add_metric([self.mode, outcome], value)
+            authz.add_metric([self.mode, outcome], value + (cached if outcome == ALLOWED else 0))
         cache = CounterMetricFamily(
             "provider_router_auth_cache", "Lookups of cached token and access reviews.",
             labels=["cache", "result"])
         for (name, result), value in list(self.cache.items()):
-            cache.add_metric([name, result], value)
+            cache.add_metric([name, result], value + (cached if result == HIT else 0))
         reviews = CounterMetricFamily(
             "provider_router_auth_reviews", "Reviews sent to the Kubernetes API server, by kind "
             "and result.", labels=["review", "result"])
