@@ -353,3 +353,39 @@ def yaml_server(kubeconfig: Path) -> str:
     contexts = {c["name"]: c["context"] for c in config["contexts"]}
     clusters = {c["name"]: c["cluster"] for c in config["clusters"]}
     return str(clusters[contexts[config["current-context"]]["cluster"]]["server"])
+
+
+async def test_a_cache_entry_never_outlives_its_token(cluster: Cluster) -> None:
+    """The router's wall clock runs an hour minus a second ahead, so every (one-hour) token
+    seems to expire in a second: its entries must go then, not after the 120 s allow TTL."""
+    import time
+
+    bind(cluster.k8s, cluster.namespace, "worker", cluster.roles)
+    token = mint(cluster.k8s, cluster.namespace, "worker")
+    async with serving(cluster, wall_clock=lambda: time.time() + 3600 - 1.0) as running:
+        assert (await running.route(token)).status_code == 200
+        assert running.reviews("TokenReview") == 1
+
+        async def reviewed_again() -> bool:
+            await running.route(token)
+            return running.reviews("TokenReview") >= 2
+
+        await eventually(reviewed_again, timeout=20.0)
+
+
+async def test_the_identity_cache_is_bounded(cluster: Cluster) -> None:
+    for account in ("a", "b", "c"):
+        bind(cluster.k8s, cluster.namespace, account, cluster.roles)
+    tokens = [mint(cluster.k8s, cluster.namespace, account) for account in ("a", "b", "c")]
+    async with serving(cluster, max_identities=2) as running:
+        for token in tokens:
+            assert (await running.route(token)).status_code == 200
+        assert (await running.route(tokens[2])).status_code == 200  # recent: still cached
+        assert running.reviews("TokenReview") == 3
+        assert (await running.route(tokens[0])).status_code == 200  # evicted: reviewed again
+        assert running.reviews("TokenReview") == 4
+        # A flood of bad tokens lands in the refusals' own cache and evicts nobody.
+        for i in range(5):
+            assert (await running.route(f"garbage-{i}")).status_code == 401
+        assert (await running.route(tokens[0])).status_code == 200
+        assert running.reviews("TokenReview") == 9

@@ -57,7 +57,7 @@ async def test_route_parameters_and_bodies_are_documented(api: Api) -> None:
     get = document["paths"]["/v1/route"]["get"]
     assert {p["name"] for p in get["parameters"]} == {
         "policy", "namespace", "capability", "model", "session", "explain", "lease"}
-    assert set(get["responses"]) == {"200", "400", "404", "503"}
+    assert set(get["responses"]) == {"200", "400", "401", "403", "404", "503"}
     capability = next(p for p in get["parameters"] if p["name"] == "capability")
     assert capability["schema"]["type"] == "array"
     assert capability["explode"] is True
