@@ -24,12 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from provider_router.access import (
-    DEFAULT_AUDIENCE,
-    AccessMetrics,
     AuthMode,
     KeysAccess,
     KubernetesAccess,
-    ReviewClient,
+    ReviewFailed,
+    access_for,
     serve_auth_mode,
     warn_if_open,
 )
@@ -43,7 +42,7 @@ from provider_router.manifests import (
     apply_manifests,
     load_manifests,
 )
-from provider_router.service import Access, OpenAccess, Server, ServiceMetrics, create_app, tune_gc
+from provider_router.service import Access, Server, ServiceMetrics, create_app, tune_gc
 
 log = logging.getLogger("provider_router.standalone")
 
@@ -243,14 +242,7 @@ class Standalone:
 def _access_for(mode: AuthMode, metrics: ServiceMetrics, audience: str | None) -> Access:
     """The ``Access`` of ``mode``; its counters join the route API's ``/metrics``."""
     warn_if_open(mode, proxy=False)  # the proxy's wiring passes its own flag here
-    if mode is AuthMode.NONE:
-        return OpenAccess()
-    counters = AccessMetrics(mode.value)
-    counters.register(metrics.registry)
-    if mode is AuthMode.KEYS:
-        return KeysAccess(metrics=counters)
-    return KubernetesAccess(ReviewClient.load(), metrics=counters,
-                            audiences=(audience or DEFAULT_AUDIENCE,))
+    return access_for(mode, metrics.registry, audience=audience)
 
 
 def _credential_changes(old: ManifestSet, new: ManifestSet) -> list[ProviderKey]:
@@ -286,8 +278,12 @@ async def serve_until_signalled(manifests: str | os.PathLike[str], host: str = D
                                 auth: str | None = None,
                                 auth_audience: str | None = None) -> int:
     """Serve until SIGTERM or SIGINT; returns the process exit code."""
-    standalone = Standalone(manifests, host=host, port=port, watch=watch, lease_ttl=lease_ttl,
-                            auth=auth, auth_audience=auth_audience)
+    try:
+        standalone = Standalone(manifests, host=host, port=port, watch=watch,
+                                lease_ttl=lease_ttl, auth=auth, auth_audience=auth_audience)
+    except ReviewFailed as error:
+        log.error("%s", error)
+        return 1
     try:
         await standalone.start()
     except ManifestError as error:

@@ -7,11 +7,12 @@
   standalone mode, each allowed a list of policies;
 * ``OpenAccess`` (``--auth none``), re-exported from the service.
 
-``AuthMode`` and the ``*_auth_mode`` functions decide which one a command runs with;
-``AccessMetrics`` counts outcomes for ``/metrics``. No credential is ever logged, answered or
-counted by value.
+``AuthMode`` and the ``*_auth_mode`` functions decide which one a command runs with, and
+``access_for`` builds it; ``AccessMetrics`` counts outcomes for ``/metrics``. No credential is
+ever logged, answered or counted by value.
 """
 
+from provider_router.access._build import access_for
 from provider_router.access._errors import USER_ROLE, grant_command
 from provider_router.access._keys import (
     KEYS_LABEL,
@@ -56,6 +57,7 @@ __all__ = [
     "ReviewFailed",
     "TokenVerdict",
     "UserInfo",
+    "access_for",
     "grant_command",
     "keys_from_secrets",
     "operator_auth_mode",

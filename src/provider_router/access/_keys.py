@@ -158,8 +158,8 @@ class KeysAccess:
         for warning in warnings:
             log.warning("API keys: %s", warning)
         if not found:
-            log.warning("API keys: no Secret labelled %s=true holds a key; every request to "
-                        "the route API is refused", KEYS_LABEL)
+            log.warning("API keys: no Secret labelled %s=true holds a key; every route and "
+                        "report is refused (401)", KEYS_LABEL)
         return warnings
 
     def identify(self, request: Request) -> ApiKey:

@@ -102,7 +102,8 @@ class ReviewClient:
     @classmethod
     def load(cls, kubeconfig: str | None = None, *,
              timeout: float = DEFAULT_TIMEOUT) -> ReviewClient:
-        """In-cluster config when running in a Pod, else the kubeconfig (``$KUBECONFIG``)."""
+        """In-cluster config when running in a Pod, else the kubeconfig (``$KUBECONFIG``).
+        Raises ``ReviewFailed`` when there is neither."""
         from kubernetes import client, config
 
         configuration = client.Configuration()
@@ -113,8 +114,13 @@ class ReviewClient:
                 return cls.from_configuration(configuration, timeout=timeout)
             except config.ConfigException:
                 pass
-        config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=kubeconfig, client_configuration=configuration)
+        try:
+            config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=kubeconfig, client_configuration=configuration)
+        except (config.ConfigException, OSError) as error:
+            raise ReviewFailed(f"--auth kubernetes needs a Kubernetes API server to review "
+                               f"tokens: no in-cluster config and no kubeconfig ({error})"
+                               ) from None
         return cls.from_configuration(configuration, timeout=timeout)
 
     async def aclose(self) -> None:

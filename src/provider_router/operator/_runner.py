@@ -23,10 +23,10 @@ from provider_router.access import (
     ALLOW_TTL,
     DEFAULT_AUDIENCE,
     REFUSE_TTL,
-    AccessMetrics,
     AuthMode,
     KubernetesAccess,
     ReviewClient,
+    access_for,
     operator_auth_mode,
     warn_if_open,
 )
@@ -39,7 +39,6 @@ from provider_router.operator._reconciler import Reconciler
 from provider_router.operator._status_writer import StatusWriter
 from provider_router.service import (
     Access,
-    OpenAccess,
     RouteService,
     Server,
     ServiceMetrics,
@@ -106,18 +105,14 @@ class Operator:
     # -- wiring ------------------------------------------------------------------------------
 
     def _access(self) -> Access:
-        if self.auth is AuthMode.NONE:
-            return OpenAccess()
-        if self.auth is not AuthMode.KUBERNETES:
-            raise ValueError(f"--auth {self.auth.value} is for `provider-router serve`; the "
-                             "operator supports none and kubernetes")
-        counters = AccessMetrics(self.auth.value)
-        counters.register(self.metrics.registry)
-        # The operator's own connection settings: the same server, CA and credentials.
-        return KubernetesAccess(ReviewClient.from_configuration(self.api_client.configuration),
-                                audiences=(self.options.auth_audience,), metrics=counters,
-                                allow_ttl=self.options.auth_allow_ttl,
-                                refuse_ttl=self.options.auth_refuse_ttl)
+        if self.auth is AuthMode.KEYS:
+            raise ValueError("--auth keys is for `provider-router serve`; the operator "
+                             "supports none and kubernetes")
+        # Reviews go through the operator's own connection: the same server, CA, credentials.
+        return access_for(
+            self.auth, self.metrics.registry, audience=self.options.auth_audience,
+            reviews=lambda: ReviewClient.from_configuration(self.api_client.configuration),
+            allow_ttl=self.options.auth_allow_ttl, refuse_ttl=self.options.auth_refuse_ttl)
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         details: dict[str, Any] = {"synced": self.reconciler.synced(),
