@@ -177,8 +177,8 @@ class Running:
 async def serving(cluster: Cluster, server: str | None = None,
                   **tuning: Any) -> AsyncIterator[Running]:
     kubeconfig = router_kubeconfig(cluster.k8s, cluster.namespace, cluster.roles, server)
-    access = KubernetesAccess(ReviewClient.load(str(kubeconfig), timeout=3.0),
-                              review_deadline=5.0, **tuning)
+    tuning.setdefault("review_deadline", 5.0)
+    access = KubernetesAccess(ReviewClient.load(str(kubeconfig), timeout=3.0), **tuning)
     router = Standalone(cluster.folder, port=0, probe_initial_delay=0.0, access=access)
     access.metrics.register(router.metrics.registry)
     await router.start()
@@ -389,3 +389,27 @@ async def test_the_identity_cache_is_bounded(cluster: Cluster) -> None:
             assert (await running.route(f"garbage-{i}")).status_code == 401
         assert (await running.route(tokens[0])).status_code == 200
         assert running.reviews("TokenReview") == 9
+
+
+async def test_a_hanging_api_server_gives_bounded_waits_and_503(cluster: Cluster) -> None:
+    """Reviews that never get an answer: at most ``max_pending`` wait, each until the
+    deadline, and all of them end in 503, never in a yes."""
+    from support.relay import BlackHole
+
+    hole = BlackHole()
+    await hole.start()
+    try:
+        async with serving(cluster, server=f"https://127.0.0.1:{hole.port}", max_pending=1,
+                           review_deadline=1.5) as running:
+            first = asyncio.ensure_future(running.route("first-token"))
+            await eventually(lambda: len(running.access._token_flights) == 1, timeout=10.0)
+            second = await running.route("second-token")
+            assert second.status_code == 503, second.text
+            assert "too many callers" in second.json()["error"]["message"]
+            answer = await asyncio.wait_for(first, timeout=15.0)
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["error"]["code"] == "auth_unavailable"
+            assert answer.headers["retry-after"] == "1"
+            assert running.access._token_flights == {}
+    finally:
+        await hole.close()

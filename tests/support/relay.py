@@ -62,3 +62,29 @@ class Relay:
         await self.cut()
         with contextlib.suppress(Exception):
             await asyncio.sleep(0)
+
+
+class BlackHole:
+    """Accepts connections and reads them, but never answers: a server that hangs."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._swallow, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _swallow(self, reader: asyncio.StreamReader,
+                       writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+            while await reader.read(65536):
+                pass
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for writer in self._writers:
+            writer.close()
