@@ -80,3 +80,21 @@ def test_default_modes(caplog: pytest.LogCaptureFixture) -> None:
         assert not warn_if_open(AuthMode.NONE, proxy=False)
         assert not warn_if_open(AuthMode.KUBERNETES, proxy=True)
     assert len([r for r in caplog.records if "--auth none with --proxy" in r.getMessage()]) == 1
+
+
+@pytest.mark.parametrize(("module", "forbidden"), [
+    ("provider_router.client", ("provider_router.service", "provider_router.access",
+                                "provider_router.operator", "kubernetes", "kopf")),
+    ("provider_router.access", ("provider_router.operator", "provider_router.standalone",
+                                "provider_router.cli", "kopf")),
+])
+def test_layering(module: str, forbidden: tuple[str, ...]) -> None:
+    """The client stays free of server code; access is an edge below operator and standalone."""
+    import subprocess
+    import sys
+
+    code = (f"import sys, {module}; print('\\n'.join(sorted(m for m in sys.modules "
+            f"if m.startswith({forbidden!r}))))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, check=True).stdout.split()
+    assert loaded == []
