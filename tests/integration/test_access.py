@@ -94,21 +94,23 @@ def bind(k8s: Any, namespace: str, account: str, roles: Roles) -> None:
                                        namespace=namespace)]))
 
 
-def router_kubeconfig(k8s: Any, namespace: str, roles: Roles, server: str | None = None) -> Path:
-    """A kubeconfig for the router's own ServiceAccount, allowed the two reviews only."""
+def router_kubeconfig(k8s: Any, namespace: str, roles: Roles, server: str | None = None,
+                      reviewer: bool = True) -> Path:
+    """A kubeconfig for the router's own ServiceAccount, allowed the two reviews only (or,
+    with ``reviewer=False``, not even those)."""
     token = mint(k8s, namespace, ROUTER_SA, audiences=[])
-    rbac = client.RbacAuthorizationV1Api(k8s.api_client)
-    binding = f"{roles.reviewer}-{namespace}"[:63]
-    try:
-        rbac.create_cluster_role_binding(client.V1ClusterRoleBinding(
-            metadata=client.V1ObjectMeta(name=binding),
-            role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io",
-                                      kind="ClusterRole", name=roles.reviewer),
-            subjects=[client.RbacV1Subject(kind="ServiceAccount", name=ROUTER_SA,
-                                           namespace=namespace)]))
-    except ApiException as error:
-        if error.status != 409:
-            raise
+    if reviewer:
+        rbac = client.RbacAuthorizationV1Api(k8s.api_client)
+        try:
+            rbac.create_cluster_role_binding(client.V1ClusterRoleBinding(
+                metadata=client.V1ObjectMeta(name=f"{roles.reviewer}-{namespace}"[:63]),
+                role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io",
+                                          kind="ClusterRole", name=roles.reviewer),
+                subjects=[client.RbacV1Subject(kind="ServiceAccount", name=ROUTER_SA,
+                                               namespace=namespace)]))
+        except ApiException as error:
+            if error.status != 409:
+                raise
     path: Path = k8s.kubeconfig_for_token(token)
     if server is not None:
         config = json.loads(path.read_text())
@@ -174,9 +176,10 @@ class Running:
 
 
 @asynccontextmanager
-async def serving(cluster: Cluster, server: str | None = None,
+async def serving(cluster: Cluster, server: str | None = None, reviewer: bool = True,
                   **tuning: Any) -> AsyncIterator[Running]:
-    kubeconfig = router_kubeconfig(cluster.k8s, cluster.namespace, cluster.roles, server)
+    kubeconfig = router_kubeconfig(cluster.k8s, cluster.namespace, cluster.roles, server,
+                                   reviewer)
     tuning.setdefault("review_deadline", 5.0)
     access = KubernetesAccess(ReviewClient.load(str(kubeconfig), timeout=3.0), **tuning)
     router = Standalone(cluster.folder, port=0, probe_initial_delay=0.0, access=access)
@@ -413,3 +416,14 @@ async def test_a_hanging_api_server_gives_bounded_waits_and_503(cluster: Cluster
             assert running.access._token_flights == {}
     finally:
         await hole.close()
+
+
+async def test_a_router_without_the_review_permissions_answers_503(
+        cluster: Cluster, caplog: pytest.LogCaptureFixture) -> None:
+    bind(cluster.k8s, cluster.namespace, "worker", cluster.roles)
+    token = mint(cluster.k8s, cluster.namespace, "worker")
+    async with serving(cluster, reviewer=False) as running:
+        answer = await running.route(token)
+        assert answer.status_code == 503, answer.text
+        assert "needs 'create' on tokenreviews" in answer.json()["error"]["message"]
+    assert any("access reviews are failing" in r.getMessage() for r in caplog.records)
