@@ -53,6 +53,7 @@ bench: $(VENV)/.installed testenv-build
 	$(PY) bench/load_sim.py
 	$(PY) bench/cli_startup.py
 	$(PY) bench/shared_state.py
+	$(PY) bench/auth.py
 
 crds: $(VENV)/.installed
 	$(VENV)/bin/provider-router crds --out crds

@@ -31,3 +31,6 @@ DEFAULT_STATE_SYNC_MS: Final = 200
 """How often replicas exchange their totals through the shared store (``--state-sync-ms``)."""
 DEFAULT_STATE_PREFIX: Final = "provider-router"
 """The shared store's key prefix; the operator adds its election Lease's name."""
+
+DEFAULT_AUDIENCE: Final = "provider-router"
+"""The audience a workload's projected ServiceAccount token must be minted for."""

@@ -81,6 +81,15 @@ def _state_options(parser: argparse.ArgumentParser) -> None:
                         help="how often replicas exchange their totals; a limit can be "
                         "overshot by what each replica admits in one interval (default: "
                         "%(default)s)")
+def _auth_options(parser: argparse.ArgumentParser, modes: list[str], default: str) -> None:
+    parser.add_argument("--auth", choices=modes, default=None,
+                        help="who may use a policy: none (anybody), kubernetes (ServiceAccount "
+                        "tokens checked with TokenReview and RBAC)"
+                        + (", keys (API keys from labelled Secrets in the manifests)"
+                           if "keys" in modes else "") + f" (default: {default})")
+    parser.add_argument("--auth-audience", default=None, metavar="AUDIENCE",
+                        help="the audience ServiceAccount tokens must be minted for "
+                        "(default: provider-router)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-watch", action="store_true", help="do not reload on changes")
     _lease_ttl_option(serve)
     _state_options(serve)
+    _auth_options(serve, ["none", "kubernetes", "keys"], "none")
 
     demo = commands.add_parser("demo", help="mock providers plus a router: try it out",
                                description="Start local OpenAI-compatible mock providers and "
@@ -230,6 +240,7 @@ def _add_operator(commands: argparse._SubParsersAction[argparse.ArgumentParser])
                           help="the route Service (in the leader namespace) whose ready "
                           "endpoints count the replicas; without --state-url each then "
                           "enforces its share of every limit, never the whole limit")
+    _auth_options(operator, ["none", "kubernetes"], "kubernetes with the proxy, else none")
     operator.add_argument("--leader-namespace", default=None,
                           help="namespace of the election Lease (default: $POD_NAMESPACE, "
                                "else the first watched namespace, else 'default')")
@@ -265,7 +276,8 @@ def _run_operator(args: argparse.Namespace) -> int:
 
     runtime = RuntimeSettings(host=DEFAULT_OPERATOR_HOST, port=args.route_port,
                               lease_ttl=args.lease_ttl, state_url=args.state_url,
-                              state_sync_ms=args.state_sync_ms)
+                              state_sync_ms=args.state_sync_ms).with_changes(
+        auth=args.auth, auth_audience=args.auth_audience)
     operator.run(namespaces=list(args.namespaces), all_namespaces=args.all_namespaces,
                  runtime=runtime, kubeconfig=args.kubeconfig,
                  liveness_port=args.liveness_port or None, leader_elect=args.leader_elect,
@@ -285,7 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return serve(args.manifests, args.host, args.port, watch=not args.no_watch,
                      lease_ttl=args.lease_ttl, state_url=args.state_url,
-                     state_sync_ms=args.state_sync_ms)
+                     state_sync_ms=args.state_sync_ms, auth=args.auth,
+                     auth_audience=args.auth_audience)
     if args.command == "demo":
         from provider_router.demo import demo
 

@@ -29,6 +29,14 @@ from provider_router._defaults import (
     DEFAULT_PORT,
     DEFAULT_STATE_SYNC_MS,
 )
+from provider_router.access import (
+    AuthMode,
+    KeysAccess,
+    ReviewFailed,
+    access_for,
+    serve_auth_mode,
+    warn_if_open,
+)
 from provider_router.api import SecretKeyRef
 from provider_router.engine import ProviderKey, RoutingTable
 from provider_router.health import Prober
@@ -56,15 +64,17 @@ class Standalone:
                  port: int | None = None, lease_ttl: float | None = None,
                  probe_concurrency: int | None = None,
                  probe_initial_delay: float | None = None, state_url: str | None = None,
-                 state_sync_ms: int | None = None) -> None:
+                 state_sync_ms: int | None = None, auth: AuthMode | str | None = None,
+                 auth_audience: str | None = None) -> None:
         """``settings`` holds what both modes share; ``host``, ``port``, ``lease_ttl``, the
-        probe knobs and the shared-state ones, when given, override its fields (a shorthand
-        for tests and embedding)."""
+        probe knobs, the shared-state and the ``--auth`` ones, when given, override its
+        fields (a shorthand for tests and embedding). ``access`` overrides ``auth`` with a
+        ready ``Access`` (tests tune the caches' lifetimes)."""
         self.path = Path(manifests)
         self.settings = (settings or RuntimeSettings()).with_changes(
             host=host, port=port, lease_ttl=lease_ttl, probe_concurrency=probe_concurrency,
             probe_initial_delay=probe_initial_delay, state_url=state_url,
-            state_sync_ms=state_sync_ms)
+            state_sync_ms=state_sync_ms, auth=auth, auth_audience=auth_audience)
         self.watch = watch
         self.debounce_ms = debounce_ms
         self.manifests = ManifestSet()
@@ -74,7 +84,11 @@ class Standalone:
         self.last_error: str | None = None
         self.last_loaded_at: float | None = None
         self.runtime = Runtime(self.settings, credential_for=self._credential_for,
-                               readiness=self._readiness, table=table, access=access)
+                               readiness=self._readiness, table=table)
+        self.auth = serve_auth_mode(self.settings.auth)
+        self.access = (access if access is not None
+                       else _access_for(self.auth, self.metrics, self.settings.auth_audience))
+        self.runtime.service.access = self.access
         self._lock = asyncio.Lock()
         self._stop_watching = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
@@ -197,6 +211,8 @@ class Standalone:
         previous = self.manifests
         result = apply_manifests(self.table, manifests)
         self.manifests = manifests
+        if isinstance(self.access, KeysAccess):
+            self.access.load(manifests.secrets.values())  # keys rotate like any manifest
         self.last_error = None
         self.last_loaded_at = time.time()
         if result.changed or self.reloads == 0:
@@ -249,6 +265,12 @@ class Standalone:
                     await asyncio.wait_for(self._stop_watching.wait(), timeout=1.0)
 
 
+def _access_for(mode: AuthMode, metrics: ServiceMetrics, audience: str | None) -> Access:
+    """The ``Access`` of ``mode``; its counters join the route API's ``/metrics``."""
+    warn_if_open(mode, proxy=False)  # the proxy's wiring passes its own flag here
+    return access_for(mode, metrics.registry, audience=audience)
+
+
 def _credential_changes(old: ManifestSet, new: ManifestSet) -> list[ProviderKey]:
     """Providers whose spec is unchanged but whose credential value changed."""
     changed: list[ProviderKey] = []
@@ -280,11 +302,18 @@ async def serve_until_signalled(manifests: str | os.PathLike[str], host: str = D
                                 on_ready: Callable[[Standalone], None] | None = None,
                                 lease_ttl: float = DEFAULT_LEASE_TTL,
                                 state_url: str | None = None,
-                                state_sync_ms: int = DEFAULT_STATE_SYNC_MS) -> int:
+                                state_sync_ms: int = DEFAULT_STATE_SYNC_MS,
+                                auth: str | None = None,
+                                auth_audience: str | None = None) -> int:
     """Serve until SIGTERM or SIGINT; returns the process exit code."""
     settings = RuntimeSettings(host=host, port=port, lease_ttl=lease_ttl, state_url=state_url,
-                               state_sync_ms=state_sync_ms)
-    standalone = Standalone(manifests, settings, watch=watch)
+                               state_sync_ms=state_sync_ms).with_changes(
+        auth=auth, auth_audience=auth_audience)
+    try:
+        standalone = Standalone(manifests, settings, watch=watch)
+    except ReviewFailed as error:
+        log.error("%s", error)
+        return 1
     try:
         await standalone.start()
     except ManifestError as error:
@@ -320,8 +349,10 @@ def _signalled(stop: asyncio.Event, sig: signal.Signals) -> None:
 def serve(manifests: str | os.PathLike[str], host: str = DEFAULT_HOST,
           port: int = DEFAULT_PORT, *, watch: bool = True,
           lease_ttl: float = DEFAULT_LEASE_TTL, state_url: str | None = None,
-          state_sync_ms: int = DEFAULT_STATE_SYNC_MS) -> int:
+          state_sync_ms: int = DEFAULT_STATE_SYNC_MS, auth: str | None = None,
+          auth_audience: str | None = None) -> int:
     """``provider-router serve``: blocking; returns the exit code."""
     return run_loop(serve_until_signalled(manifests, host, port, watch=watch,
                                           lease_ttl=lease_ttl, state_url=state_url,
-                                          state_sync_ms=state_sync_ms))
+                                          state_sync_ms=state_sync_ms, auth=auth,
+                                          auth_audience=auth_audience))

@@ -40,6 +40,7 @@ VARIANTS: dict[str, Obj] = {
     "network-policy": {"networkPolicy": {"enabled": True}},
     "crds-templated": {"crds": {"templated": True}},
     "default-policy": {"defaultPolicy": {"enabled": True, "strategy": "Cost"}},
+    "auth-none": {"auth": {"mode": "none"}},
 }
 
 

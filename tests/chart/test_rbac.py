@@ -39,6 +39,11 @@ CR_RULES = (
     | _grants("", ["events"], ["create"])
 )
 CRD_RULES = _grants("apiextensions.k8s.io", ["customresourcedefinitions"], ["list", "watch"])
+# --auth kubernetes (the chart's default): the two reviews, create only.
+REVIEW_RULES = _grants("authentication.k8s.io", ["tokenreviews"], ["create"]) | _grants(
+    "authorization.k8s.io", ["subjectaccessreviews"], ["create"])
+USER_ROLE = "provider-router-user"
+"""The ClusterRole teams bind for their workloads: not the operator's, checked on its own."""
 NAMESPACE_RULES = _grants("", ["namespaces"], ["list", "watch"])
 LEASE = "r-provider-router-leader"  # release "r": the chart names one Lease per release
 LEASE_RULES = _grants("coordination.k8s.io", ["leases"], ["create"]) | _grants(
@@ -47,9 +52,9 @@ LEASE_RULES = _grants("coordination.k8s.io", ["leases"], ["create"]) | _grants(
 
 
 CLUSTER_ROLE: Scoped = ("ClusterRole", None)
-CLUSTER_WIDE: RuleSet = {CLUSTER_ROLE: CRD_RULES | CR_RULES}
+CLUSTER_WIDE: RuleSet = {CLUSTER_ROLE: CRD_RULES | CR_RULES | REVIEW_RULES}
 NAMESPACED: RuleSet = {
-    CLUSTER_ROLE: CRD_RULES | NAMESPACE_RULES,
+    CLUSTER_ROLE: CRD_RULES | NAMESPACE_RULES | REVIEW_RULES,
     ("Role", "a"): CR_RULES,
     ("Role", "b"): CR_RULES,
 }
@@ -64,6 +69,7 @@ EXPECTED: dict[str, RuleSet] = {
     "network-policy": CLUSTER_WIDE,
     "crds-templated": CLUSTER_WIDE,
     "default-policy": CLUSTER_WIDE,
+    "auth-none": {CLUSTER_ROLE: CRD_RULES | CR_RULES},
 }
 
 
@@ -71,7 +77,7 @@ def rendered_rules(objects: list[Obj]) -> RuleSet:
     """Every (apiGroup, resource, verb, resourceName) each Role/ClusterRole grants."""
     rules: RuleSet = {}
     for obj in objects:
-        if obj["kind"] not in ("Role", "ClusterRole"):
+        if obj["kind"] not in ("Role", "ClusterRole") or obj["metadata"]["name"] == USER_ROLE:
             continue
         scoped: Scoped = (obj["kind"], obj["metadata"].get("namespace"))
         assert scoped not in rules, f"two {scoped} objects"
@@ -103,22 +109,25 @@ def test_no_wildcards_and_no_write_verbs_beyond_patch_and_create(helm: Path,
             assert "*" not in (group, resource, verb)
             assert verb in {"get", "list", "watch", "patch", "create", "update"}
             if verb == "create":
-                assert (group, resource) in {("", "events"), ("coordination.k8s.io", "leases")}
+                assert (group, resource) in {("", "events"), ("coordination.k8s.io", "leases"),
+                                             ("authentication.k8s.io", "tokenreviews"),
+                                             ("authorization.k8s.io", "subjectaccessreviews")}
             if verb == "update":
                 assert (group, resource, name) == ("coordination.k8s.io", "leases", LEASE)
 
 
 def test_namespaced_mode_keeps_secrets_out_of_the_cluster_role(helm: Path) -> None:
     cluster = rendered_rules(render(helm, VARIANTS["namespaced"]).objects)[CLUSTER_ROLE]
-    assert {resource for _, resource, _, _ in cluster} == {"customresourcedefinitions",
-                                                           "namespaces"}
+    assert {resource for _, resource, _, _ in cluster} == {
+        "customresourcedefinitions", "namespaces", "tokenreviews", "subjectaccessreviews"}
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_bindings_grant_the_roles_to_the_operator_account(helm: Path, variant: str) -> None:
     objects = render(helm, VARIANTS[variant]).objects
     roles = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"])
-             for o in objects if o["kind"] in ("Role", "ClusterRole")}
+             for o in objects if o["kind"] in ("Role", "ClusterRole")
+             and o["metadata"]["name"] != USER_ROLE}
     bindings = [o for o in objects if o["kind"] in ("RoleBinding", "ClusterRoleBinding")]
     assert len(bindings) == len(roles)
     bound = set()
@@ -140,9 +149,38 @@ def test_role_names(helm: Path) -> None:
              for o in objects if o["kind"].endswith(("Role", "RoleBinding"))}
     assert names == {
         ("ClusterRole", None, CLUSTER_NAME), ("ClusterRoleBinding", None, CLUSTER_NAME),
-        ("Role", "a", FULLNAME), ("RoleBinding", "a", FULLNAME),
+        ("ClusterRole", None, USER_ROLE), ("Role", "a", FULLNAME), ("RoleBinding", "a", FULLNAME),
         ("Role", "b", FULLNAME), ("RoleBinding", "b", FULLNAME),
     }
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_the_user_role_grants_use_on_policies_only(helm: Path, variant: str) -> None:
+    objects = render(helm, VARIANTS[variant]).objects
+    [role] = [o for o in objects if o["metadata"]["name"] == USER_ROLE]
+    assert role["kind"] == "ClusterRole"
+    assert role["rules"] == [{"apiGroups": ["router.zoeyos.io"],
+                              "resources": ["routingpolicies"], "verbs": ["use"]}]
+    assert not [o for o in objects if o["kind"].endswith("Binding")
+                and o["roleRef"]["name"] == USER_ROLE]  # teams bind it, not the chart
+
+
+def test_the_user_role_can_be_left_to_another_release(helm: Path) -> None:
+    objects = render(helm, {"auth": {"userClusterRole": {"create": False}}}).objects
+    assert not [o for o in objects if o["metadata"]["name"] == USER_ROLE]
+
+
+@pytest.mark.parametrize(("values", "args"), [
+    ({}, ["--auth", "kubernetes", "--auth-audience", "provider-router"]),
+    ({"auth": {"audience": "llm"}}, ["--auth", "kubernetes", "--auth-audience", "llm"]),
+    ({"auth": {"mode": "none"}}, ["--auth", "none"]),
+])
+def test_the_auth_mode_reaches_the_operator(helm: Path, values: Obj, args: list[str]) -> None:
+    [deployment] = [o for o in render(helm, values).objects if o["kind"] == "Deployment"]
+    rendered = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    at = rendered.index("--auth")
+    assert rendered[at:at + len(args)] == args
+    assert rendered.count("--auth-audience") == (1 if len(args) > 2 else 0)
 
 
 # -- canaries: the Kopf behaviour the rules above rely on -----------------------------------

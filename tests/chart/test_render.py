@@ -47,16 +47,19 @@ EXPECTED_KINDS: dict[str, set[str]] = {
     "network-policy": BASE_KINDS | {"NetworkPolicy"},
     "crds-templated": BASE_KINDS | {"CustomResourceDefinition"},
     "default-policy": BASE_KINDS | {"RoutingPolicy"},
+    "auth-none": BASE_KINDS,
 }
 LEADER_ARGS = ["--leader-elect", "--leader-namespace", NAMESPACE,
                "--leader-lease", "r-provider-router-leader",
                "--replicas-service", FULLNAME]
+AUTH_ARGS = ["--auth", "kubernetes", "--auth-audience", "provider-router"]
 EXPECTED_ARGS: dict[str, list[str]] = {
-    "default": ["operator", "-A", "--route-port", "8080"],
-    "namespaced": ["operator", "-n", "a", "-n", "b", "--route-port", "8080"],
-    "leader-election": ["operator", "-A", "--route-port", "8080", *LEADER_ARGS],
+    "default": ["operator", "-A", "--route-port", "8080", *AUTH_ARGS],
+    "namespaced": ["operator", "-n", "a", "-n", "b", "--route-port", "8080", *AUTH_ARGS],
+    "leader-election": ["operator", "-A", "--route-port", "8080", *AUTH_ARGS, *LEADER_ARGS],
     "leader-election-namespaced": ["operator", "-n", "a", "-n", "b", "--route-port", "8080",
-                                   *LEADER_ARGS],
+                                   *AUTH_ARGS, *LEADER_ARGS],
+    "auth-none": ["operator", "-A", "--route-port", "8080", "--auth", "none"],
 }
 
 
@@ -103,7 +106,7 @@ def test_arguments_follow_route_port_and_extra_args(helm: Path) -> None:
     rendered = render(helm, {"routePort": 9090, "extraArgs": ["--verbose"],
                              "watchNamespaces": ["a", "a", "b"]})
     assert rendered.args == ["operator", "-n", "a", "-n", "b", "--route-port", "9090",
-                             "--verbose"]
+                             *AUTH_ARGS, "--verbose"]
     assert rendered.container["ports"] == [
         {"name": "http", "containerPort": 9090, "protocol": "TCP"}]
     # The Service keeps its own port and targets the named container port.
@@ -343,4 +346,4 @@ def test_scheduling_knobs_pass_through(helm: Path) -> None:
 def test_names_follow_overrides(helm: Path) -> None:
     rendered: Rendered = render(helm, {"fullnameOverride": "llm-router"})
     assert rendered.one("Deployment")["metadata"]["name"] == "llm-router"
-    assert rendered.one("ClusterRole")["metadata"]["name"] == f"{NAMESPACE}-llm-router"
+    assert rendered.one("ClusterRole", f"{NAMESPACE}-llm-router")

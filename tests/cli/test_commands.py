@@ -106,6 +106,7 @@ def test_operator_passes_its_flags(monkeypatch: pytest.MonkeyPatch) -> None:
                  "--liveness-port", "0"]) == 0
     monkeypatch.setenv("POD_NAMESPACE", "router-system")
     assert main(["operator", "-A", "--leader-elect", "--lease-ttl", "600"]) == 0
+    assert main(["operator", "--auth", "kubernetes", "--auth-audience", "llm"]) == 0
     common = {"leader_lease": "provider-router-leader", "liveness_port": 8081,
               "leader_elect": False, "replicas_service": None}
     listen = RuntimeSettings(host="0.0.0.0")
@@ -118,7 +119,10 @@ def test_operator_passes_its_flags(monkeypatch: pytest.MonkeyPatch) -> None:
          "liveness_port": None, "leader_namespace": "default"},
         {**common, "namespaces": [], "all_namespaces": True,
          "runtime": listen.with_changes(lease_ttl=600.0), "kubeconfig": None,
-         "leader_elect": True, "leader_namespace": "router-system"}]
+         "leader_elect": True, "leader_namespace": "router-system"},
+        {**common, "namespaces": [], "all_namespaces": False,
+         "runtime": listen.with_changes(auth="kubernetes", auth_audience="llm"),
+         "kubeconfig": None, "leader_namespace": "router-system"}]
 
 
 def test_operator_missing_exits_2(monkeypatch: pytest.MonkeyPatch,

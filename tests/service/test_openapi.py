@@ -138,6 +138,7 @@ async def test_every_documented_answer_is_real_and_matches_its_schema(api: Api) 
     ]
     observed = {_check(document, await call()) for call in calls}
     observed |= await _not_ready_answers(api.table, document)
+    observed |= await _refused_answers(api.table, document)
     assert observed == _documented(document)
 
 
@@ -149,6 +150,34 @@ async def _not_ready_answers(table: Any, document: Document) -> set[Answer]:
         response = await client.get("/readyz")
     assert response.status_code == 503
     return {_check(document, response)}
+
+
+async def _refused_answers(table: Any, document: Document) -> set[Answer]:
+    """401 and 403 come from an app that checks callers (API keys: no cluster needed)."""
+    import yaml
+
+    from provider_router.access import KEYS_LABEL, POLICIES_ANNOTATION, KeysAccess
+    from provider_router.manifests import parse_manifests
+
+    secret = {"apiVersion": "v1", "kind": "Secret",
+              "metadata": {"name": "keys", "namespace": NS, "labels": {KEYS_LABEL: "true"},
+                           "annotations": {POLICIES_ANNOTATION + "other": "elsewhere"}},
+              "stringData": {"other": "k" * 24}}
+    access = KeysAccess(parse_manifests(yaml.safe_dump(secret)).secrets.values())
+    app = create_app(table, access=access)
+    answers: set[Answer] = set()
+    async with Server(app, "127.0.0.1", 0) as server, httpx.AsyncClient(
+            base_url=server.url, timeout=10.0) as client:
+        for headers in ({}, {"authorization": "Bearer " + "k" * 24}):
+            refused = [
+                await client.get("/v1/route", params={"policy": "main"}, headers=headers),
+                await client.post("/v1/route", json={"policy": "main"}, headers=headers),
+                await client.post("/v1/report", headers=headers, json={
+                    "provider": "alpha", "namespace": NS, "policy": "main",
+                    "outcome": "success"})]
+            assert {r.status_code for r in refused} == {403 if headers else 401}
+            answers |= {_check(document, r) for r in refused}
+    return answers
 
 
 @pytest.mark.parametrize(("status", "body"), [

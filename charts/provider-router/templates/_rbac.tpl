@@ -54,3 +54,15 @@ checked against what the code calls (see the comment at the top of rbac.yaml).
   resources: ["endpointslices"]
   verbs: ["list"]
 {{- end }}
+
+{{- define "provider-router.rbac.reviewRules" -}}
+# --auth kubernetes: each new caller's token is checked with a TokenReview and its permission to
+# `use` the RoutingPolicy with a SubjectAccessReview. Both are create-only, virtual resources
+# (nothing is stored), and the answers are cached, so the API server sees a few per workload.
+- apiGroups: ["authentication.k8s.io"]
+  resources: ["tokenreviews"]
+  verbs: ["create"]
+- apiGroups: ["authorization.k8s.io"]
+  resources: ["subjectaccessreviews"]
+  verbs: ["create"]
+{{- end }}

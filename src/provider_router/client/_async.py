@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
 import httpx
 
+from provider_router.client._auth import make_auth
 from provider_router.client._common import CallBase, Requests, default_url
 from provider_router.client._errors import RouterError, error_from_transport
 from provider_router.client._types import Outcome, Route
@@ -19,11 +21,14 @@ class AsyncRouterClient:
     def __init__(self, base_url: str | None = None, *, namespace: str | None = None,
                  policy: str | None = None, timeout: float = 5.0,
                  transport: httpx.AsyncBaseTransport | None = None,
-                 headers: Mapping[str, str] | None = None) -> None:
+                 headers: Mapping[str, str] | None = None,
+                 api_key: str | None = None,
+                 token_file: str | os.PathLike[str] | bool | None = True) -> None:
         self.base_url = (base_url or default_url()).rstrip("/")
         self._requests = Requests(namespace, policy)
         self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout,
-                                       transport=transport, headers=dict(headers or {}))
+                                       transport=transport, headers=dict(headers or {}),
+                                  auth=make_auth(api_key, token_file))
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:

@@ -59,11 +59,31 @@ class NoProviderAvailableError(RouterError):
 
 
 class RouterUnavailableError(RouterError):
-    """The router could not be reached, or did not answer in time."""
+    """The router could not be reached, or did not answer in time, or could not check the
+    credential now (code ``auth_unavailable``: its API server is unreachable)."""
+
+
+class UnauthorizedError(RouterError):
+    """401: no credential, or one the router does not accept (a token for another audience,
+    an expired or unknown one, a wrong API key)."""
+
+
+class ForbiddenError(RouterError):
+    """403: the credential is valid but may not use the policy. ``details`` names the policy
+    and the permission, and ``grant`` says how to give it."""
+
+    @property
+    def grant(self) -> str | None:
+        """The ``kubectl create rolebinding ...`` that would allow it (Kubernetes auth)."""
+        details = self.details
+        found = details.get("grant") if isinstance(details, Mapping) else None
+        return found if isinstance(found, str) else None
 
 
 _BY_STATUS: dict[int, type[RouterError]] = {
     400: BadRequestError,
+    401: UnauthorizedError,
+    403: ForbiddenError,
     404: NotFoundError,
     422: BadRequestError,
     503: NoProviderAvailableError,
@@ -80,6 +100,8 @@ def error_from_response(response: httpx.Response) -> RouterError:
         body = None
     error = body.get("error") if isinstance(body, Mapping) else None
     if isinstance(error, Mapping):
+        if status == 503 and error.get("code") == "auth_unavailable":
+            cls = RouterUnavailableError
         return cls(str(error.get("code") or f"HTTP{status}"),
                    str(error.get("message") or response.reason_phrase),
                    error.get("details"), status)

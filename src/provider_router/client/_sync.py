@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
 import httpx
 
+from provider_router.client._auth import make_auth
 from provider_router.client._common import CallBase, Requests, default_url
 from provider_router.client._errors import RouterError, error_from_transport
 from provider_router.client._types import Outcome, Route
@@ -26,13 +28,22 @@ class RouterClient:
     def __init__(self, base_url: str | None = None, *, namespace: str | None = None,
                  policy: str | None = None, timeout: float = 5.0,
                  transport: httpx.BaseTransport | None = None,
-                 headers: Mapping[str, str] | None = None) -> None:
+                 headers: Mapping[str, str] | None = None,
+                 api_key: str | None = None,
+                 token_file: str | os.PathLike[str] | bool | None = True) -> None:
         """``base_url`` defaults to ``$PROVIDER_ROUTER_URL`` or ``http://127.0.0.1:8080``;
-        ``namespace``/``policy`` are defaults for every request; ``transport`` is for tests."""
+        ``namespace``/``policy`` are defaults for every request; ``transport`` is for tests.
+
+        Credential: ``api_key`` (or ``$PROVIDER_ROUTER_API_KEY``) for a router with
+        ``--auth keys``; else the token in ``token_file`` (default ``True``: the projected
+        token at ``/var/run/secrets/provider-router/token`` or ``$PROVIDER_ROUTER_TOKEN_FILE``),
+        read again whenever the kubelet rotates it, and nothing when there is no such file.
+        ``token_file=None`` sends no credential."""
         self.base_url = (base_url or default_url()).rstrip("/")
         self._requests = Requests(namespace, policy)
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout,
-                                  transport=transport, headers=dict(headers or {}))
+                                  transport=transport, headers=dict(headers or {}),
+                                  auth=make_auth(api_key, token_file))
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:

@@ -67,6 +67,9 @@ class Secret:
     namespace: str
     name: str
     data: Mapping[str, str] = field(repr=False)
+    labels: Mapping[str, str] = field(default_factory=dict, repr=False)
+    annotations: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """Read by ``--auth keys``: the label marks a Secret of API keys, annotations grant them."""
 
     def __repr__(self) -> str:
         return f"Secret({self.namespace}/{self.name}, keys={sorted(self.data)})"
@@ -74,8 +77,9 @@ class Secret:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Secret):
             return NotImplemented
-        return (self.namespace, self.name, dict(self.data)) == (
-            other.namespace, other.name, dict(other.data))
+        return (self.namespace, self.name, dict(self.data), dict(self.labels),
+                dict(self.annotations)) == (other.namespace, other.name, dict(other.data),
+                                            dict(other.labels), dict(other.annotations))
 
     def __hash__(self) -> int:
         return hash((self.namespace, self.name))
@@ -274,7 +278,10 @@ class _Builder:
             return
         key2 = (manifest.metadata.namespace, manifest.metadata.name)
         if self._claim(file, index, "Secret", key2, prefix, where):
-            self.secrets[key2] = Secret(key2[0], key2[1], MappingProxyType(values))
+            meta = manifest.metadata
+            self.secrets[key2] = Secret(key2[0], key2[1], MappingProxyType(values),
+                                        MappingProxyType(dict(meta.labels)),
+                                        MappingProxyType(dict(meta.annotations)))
 
     def check_references(self) -> None:
         for key, provider in self.providers.items():

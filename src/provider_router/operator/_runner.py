@@ -20,6 +20,15 @@ from typing import Any
 import kopf
 
 from provider_router._defaults import DEFAULT_LIVENESS_PORT, DEFAULT_OPERATOR_HOST
+from provider_router.access import (
+    ALLOW_TTL,
+    REFUSE_TTL,
+    AuthMode,
+    ReviewClient,
+    access_for,
+    operator_auth_mode,
+    warn_if_open,
+)
 from provider_router.api import SecretKeyRef
 from provider_router.engine import LoadSample, ProbeResult
 from provider_router.operator._handlers import build_registry, operator_settings
@@ -29,7 +38,7 @@ from provider_router.operator._peers import ReplicaCount
 from provider_router.operator._reconciler import Reconciler
 from provider_router.operator._status_writer import StatusWriter
 from provider_router.runtime import Runtime, RuntimeSettings
-from provider_router.service import tune_gc
+from provider_router.service import Access, tune_gc
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +64,9 @@ class OperatorOptions:
     replicas_check_seconds: float = 10.0
     tune_gc: bool = False
     """Freeze the start-up heap out of GC (see ``tune_gc``): for the process entry point."""
+    auth_allow_ttl: float = ALLOW_TTL
+    """Seconds a review's allow is cached; refusals for ``auth_refuse_ttl``."""
+    auth_refuse_ttl: float = REFUSE_TTL
 
 
 class Operator:
@@ -87,11 +99,27 @@ class Operator:
         self.peers = (ReplicaCount(self.api_client, options.leader_namespace,
                                    options.replicas_service)
                       if options.replicas_service else None)
+        # ``--auth`` is read from the runtime settings both modes share; None: this mode's
+        # default (``operator_auth_mode``).
+        self.auth = operator_auth_mode(runtime.auth)
+        warn_if_open(self.auth, proxy=False)  # the proxy's wiring passes its own flag here
+        self.access = self._access()
+        self.service.access = self.access
         self.stale_since: float | None = None
         self._stop = asyncio.Event()
         self._probing = False
 
     # -- wiring ------------------------------------------------------------------------------
+
+    def _access(self) -> Access:
+        if self.auth is AuthMode.KEYS:
+            raise ValueError("--auth keys is for `provider-router serve`; the operator "
+                             "supports none and kubernetes")
+        # Reviews go through the operator's own connection: the same server, CA, credentials.
+        return access_for(
+            self.auth, self.metrics.registry, audience=self.runtime.settings.auth_audience,
+            reviews=lambda: ReviewClient.from_configuration(self.api_client.configuration),
+            allow_ttl=self.options.auth_allow_ttl, refuse_ttl=self.options.auth_refuse_ttl)
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         details: dict[str, Any] = {"synced": self.reconciler.synced(),

@@ -83,3 +83,6 @@ class Runtime:
         if self.shared is not None:
             await self.shared.stop()
         await self.server.stop()
+        close = getattr(self.service.access, "aclose", None)
+        if close is not None:  # an access that holds connections (reviews)
+            await close()

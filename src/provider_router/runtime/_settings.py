@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from provider_router._defaults import (
+    DEFAULT_AUDIENCE,
     DEFAULT_HOST,
     DEFAULT_LEASE_TTL,
     DEFAULT_PORT,
@@ -31,6 +32,9 @@ class RuntimeSettings:
     None keeps all state in this process."""
     state_sync_ms: int = DEFAULT_STATE_SYNC_MS
     state_prefix: str = DEFAULT_STATE_PREFIX
+    auth: str | None = None
+    """``--auth``: none, kubernetes or keys; None lets the mode pick its default."""
+    auth_audience: str = DEFAULT_AUDIENCE
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

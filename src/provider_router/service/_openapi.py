@@ -95,9 +95,17 @@ _ROUTE_PARAMS = [
            "Take a lease that reporting the outcome releases (`true` or `false`)."),
 ]
 
+_ACCESS_RESPONSES = {
+    "401": _error("With `--auth kubernetes` or `keys`: no credential, or one that is not "
+                  "accepted (`Authorization: Bearer <token or key>`; see `WWW-Authenticate`)."),
+    "403": _error("The caller may not use the policy: `error.details` names it, the "
+                  "missing permission and how to grant it."),
+}
+
 _ROUTE_RESPONSES = {
     "200": _json(RouteOut, "The provider to call, its ordered fallbacks and the lease."),
     "400": _BAD_INPUT,
+    **_ACCESS_RESPONSES,
     "404": _error("Unknown policy (or no default policy in the namespace)."),
     "503": _error("No provider is available. `error.details.excluded` counts the reasons "
                   "over the `selected` providers; `candidates` gives each one's reasons, for "
@@ -162,6 +170,7 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "200": _json(ReportOut, "Recorded."),
                         "400": _BAD_INPUT,
+                        **_ACCESS_RESPONSES,
                         "404": _error("Unknown (or expired, or already reported) lease, or "
                                       "unknown provider."),
                         "413": _TOO_LARGE,
