@@ -31,9 +31,12 @@ from provider_router.engine._state import (
     api_base_for,
 )
 from provider_router.engine._table import DEFAULT_LEASE_TTL, Clock, RoutingTable
+from provider_router.engine._wire import WIRE_ANTHROPIC, WIRE_OPENAI, wire_capability
 
 __all__ = [
     "DEFAULT_LEASE_TTL",
+    "WIRE_ANTHROPIC",
+    "WIRE_OPENAI",
     "Block",
     "Candidate",
     "Clock",
@@ -58,4 +61,5 @@ __all__ = [
     "UnknownProvider",
     "api_base_for",
     "reasons",
+    "wire_capability",
 ]

@@ -15,6 +15,7 @@ from provider_router.api import ApiFormat, LLMProviderSpec
 from provider_router.engine._circuit import CircuitBreaker
 from provider_router.engine._reasons import Block
 from provider_router.engine._windows import SlidingWindow
+from provider_router.engine._wire import wire_capability
 
 ProviderKey = tuple[str, str]
 """``(namespace, name)``: how the table addresses a provider."""
@@ -73,7 +74,8 @@ class ProviderState:
         self.view = ProviderView(
             name=key[1], namespace=key[0], base_url=spec.base_url,
             api_base=api_base_for(spec.base_url), api_format=spec.api_format)
-        self.capabilities = frozenset(spec.capabilities)
+        # The wire format is a capability too, so that a proxied call can require it.
+        self.capabilities = frozenset([*spec.capabilities, wire_capability(spec.api_format)])
         self.models = frozenset(spec.models)
         self.cost = spec.nominal_cost_per1k
         self.prices = (spec.input_cost_per1k, spec.output_cost_per1k)

@@ -2,17 +2,25 @@
 
 ``probe()`` is one probe of one provider; ``Prober`` runs them for a whole routing table on
 each provider's interval, with one shared client and bounded concurrency.
+``resolve_credential`` and ``auth_headers`` turn a provider's Secret into its request headers,
+for the probes and for proxied calls alike.
 """
 
-from provider_router.health._probe import auth_headers, probe, probe_url
+from provider_router.health._credentials import (
+    ANTHROPIC_VERSION,
+    CredentialLookup,
+    auth_headers,
+    resolve_credential,
+)
+from provider_router.health._probe import probe, probe_url
 from provider_router.health._prober import (
     DEFAULT_CONCURRENCY,
-    CredentialLookup,
     Prober,
     ResultHook,
 )
 
 __all__ = [
+    "ANTHROPIC_VERSION",
     "DEFAULT_CONCURRENCY",
     "CredentialLookup",
     "Prober",
@@ -20,4 +28,5 @@ __all__ = [
     "auth_headers",
     "probe",
     "probe_url",
+    "resolve_credential",
 ]

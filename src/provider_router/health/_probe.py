@@ -12,10 +12,9 @@ import time
 
 import httpx
 
-from provider_router.api import ApiFormat, LLMProviderSpec
+from provider_router.api import LLMProviderSpec
 from provider_router.engine import ProbeResult
-
-ANTHROPIC_VERSION = "2023-06-01"
+from provider_router.health._credentials import auth_headers
 
 
 def probe_url(spec: LLMProviderSpec) -> str:
@@ -25,14 +24,6 @@ def probe_url(spec: LLMProviderSpec) -> str:
     if base.endswith("/v1") and (path == "/v1" or path.startswith("/v1/")):
         path = path[3:]
     return base + path
-
-
-def auth_headers(api_format: ApiFormat, credential: str | None) -> dict[str, str]:
-    if not credential:
-        return {}
-    if api_format is ApiFormat.ANTHROPIC:
-        return {"x-api-key": credential, "anthropic-version": ANTHROPIC_VERSION}
-    return {"Authorization": f"Bearer {credential}"}
 
 
 def _refused(error: BaseException) -> bool:

@@ -23,14 +23,12 @@ from types import TracebackType
 
 import httpx
 
-from provider_router.api import LLMProviderSpec, SecretKeyRef
+from provider_router.api import LLMProviderSpec
 from provider_router.engine import ProbeResult, ProviderKey, RoutingTable, UnknownProvider
+from provider_router.health._credentials import CredentialLookup, resolve_credential
 from provider_router.health._probe import probe
 
 log = logging.getLogger(__name__)
-
-CredentialLookup = Callable[[str, SecretKeyRef], str | None]
-"""``credential_for(namespace, secret_ref)``: the secret value, or None if there is none."""
 
 ResultHook = Callable[[str, str, ProbeResult], Awaitable[None] | None]
 """``on_result(namespace, name, result)``, called after each probe has been recorded."""
@@ -203,14 +201,7 @@ class Prober:
         return result
 
     async def _probe(self, namespace: str, name: str, spec: LLMProviderSpec) -> ProbeResult:
-        credential: str | None = None
-        ref = spec.credentials_secret_ref
-        if ref is not None and self._credential_for is not None:
-            try:
-                credential = self._credential_for(namespace, ref)
-            except Exception as error:
-                log.warning("provider %s/%s: cannot resolve its credential (%s)", namespace,
-                            name, type(error).__name__)
+        credential = resolve_credential(self._credential_for, namespace, name, spec)
         try:
             return await probe(self.client, spec, credential)
         except asyncio.CancelledError:
