@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from provider_router.client import RouterError
+    from provider_router.proxy import ProxyOptions
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_PORT = 8080
@@ -49,6 +50,42 @@ def _lease_ttl_option(parser: argparse.ArgumentParser) -> None:
                         "longer than your longest calls (default: %(default)g)")
 
 
+def _proxy_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "proxy mode", "an OpenAI- and Anthropic-compatible endpoint on the route port: SDKs "
+        "point base_url at http://ROUTER/v1 (the default policy) or "
+        "http://ROUTER/proxy/NS/POLICY/v1")
+    group.add_argument("--proxy", action="store_true", help="serve proxy mode")
+    group.add_argument("--proxy-namespace", default="default", metavar="NS",
+                       help="namespace whose default policy serves /v1/... "
+                       "(default: %(default)s)")
+    group.add_argument("--proxy-connect-timeout", type=_positive, default=5.0,
+                       metavar="SECONDS", help="connecting to a provider (default: %(default)g)")
+    group.add_argument("--proxy-first-byte-timeout", type=_positive, default=120.0,
+                       metavar="SECONDS", help="a provider's answer (a non-streamed one whole, "
+                       "a stream's first event) (default: %(default)g)")
+    group.add_argument("--proxy-idle-timeout", type=_positive, default=60.0, metavar="SECONDS",
+                       help="silence between two chunks of a stream (default: %(default)g)")
+    group.add_argument("--proxy-deadline", type=_positive, default=180.0, metavar="SECONDS",
+                       help="all attempts of one call, failover included, until its answer "
+                       "starts (default: %(default)g)")
+    group.add_argument("--proxy-max-body-bytes", type=int, default=4 << 20, metavar="BYTES",
+                       help="largest proxied request body (default: %(default)d)")
+
+
+def _proxy_from(args: argparse.Namespace) -> ProxyOptions | None:
+    if not args.proxy:
+        return None
+    from provider_router.proxy import ProxyOptions
+
+    return ProxyOptions(namespace=args.proxy_namespace,
+                        connect_seconds=args.proxy_connect_timeout,
+                        first_byte_seconds=args.proxy_first_byte_timeout,
+                        idle_seconds=args.proxy_idle_timeout,
+                        deadline_seconds=args.proxy_deadline,
+                        max_body_bytes=args.proxy_max_body_bytes)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="provider-router",
@@ -71,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"route API port (default: {DEFAULT_PORT}; 0 for any free port)")
     serve.add_argument("--no-watch", action="store_true", help="do not reload on changes")
     _lease_ttl_option(serve)
+    _proxy_options(serve)
 
     demo = commands.add_parser("demo", help="mock providers plus a router: try it out",
                                description="Start local OpenAI-compatible mock providers and "
@@ -190,6 +228,7 @@ def _add_operator(commands: argparse._SubParsersAction[argparse.ArgumentParser])
                           help="name of the election Lease; give each release its own "
                                "(default: provider-router-leader)")
     _lease_ttl_option(operator)
+    _proxy_options(operator)
     operator.add_argument("--leader-namespace", default=None,
                           help="namespace of the election Lease (default: $POD_NAMESPACE, "
                                "else the first watched namespace, else 'default')")
@@ -224,7 +263,7 @@ def _run_operator(args: argparse.Namespace) -> int:
                  route_port=args.route_port, kubeconfig=args.kubeconfig,
                  liveness_port=args.liveness_port or None, leader_elect=args.leader_elect,
                  leader_namespace=leader_namespace, leader_lease=args.leader_lease,
-                 lease_ttl_seconds=args.lease_ttl)
+                 lease_ttl_seconds=args.lease_ttl, proxy=_proxy_from(args))
     return 0
 
 
@@ -238,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from provider_router.standalone import serve
 
         return serve(args.manifests, args.host, args.port, watch=not args.no_watch,
-                     lease_ttl=args.lease_ttl)
+                     lease_ttl=args.lease_ttl, proxy=_proxy_from(args))
     if args.command == "demo":
         from provider_router.demo import demo
 

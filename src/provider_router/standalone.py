@@ -33,6 +33,7 @@ from provider_router.manifests import (
     apply_manifests,
     load_manifests,
 )
+from provider_router.proxy import Proxy, ProxyOptions
 from provider_router.service import Server, ServiceMetrics, create_app, tune_gc
 
 log = logging.getLogger("provider_router.standalone")
@@ -49,7 +50,9 @@ class Standalone:
                  probe_concurrency: int = DEFAULT_CONCURRENCY,
                  probe_initial_delay: float = 1.0, debounce_ms: int = 200,
                  table: RoutingTable | None = None,
-                 lease_ttl: float = DEFAULT_LEASE_TTL) -> None:
+                 lease_ttl: float = DEFAULT_LEASE_TTL,
+                 proxy: ProxyOptions | None = None) -> None:
+        """``proxy``: also serve proxy mode on the route port, with these options."""
         self.path = Path(manifests)
         self.host = host
         self.watch = watch
@@ -63,6 +66,10 @@ class Standalone:
         self.last_error: str | None = None
         self.last_loaded_at: float | None = None
         self.app = create_app(self.table, readiness=self._readiness, metrics=self.metrics)
+        self.proxy: Proxy | None = None
+        if proxy is not None:
+            self.proxy = Proxy(self.app, credential_for=self._credential_for, options=proxy)
+            self.proxy.mount()
         self.server = Server(self.app, host, port)
         self.prober = Prober(self.table, credential_for=self._credential_for,
                              on_result=self.metrics.observe_probe,
@@ -122,6 +129,8 @@ class Standalone:
                     await watcher
         await self.prober.stop()
         await self.server.stop()
+        if self.proxy is not None:
+            await self.proxy.close()
         log.info("standalone router stopped")
 
     async def __aenter__(self) -> Standalone:
@@ -246,9 +255,11 @@ def run_loop(main: Coroutine[Any, Any, int]) -> int:
 async def serve_until_signalled(manifests: str | os.PathLike[str], host: str = DEFAULT_HOST,
                                 port: int = DEFAULT_PORT, *, watch: bool = True,
                                 on_ready: Callable[[Standalone], None] | None = None,
-                                lease_ttl: float = DEFAULT_LEASE_TTL) -> int:
+                                lease_ttl: float = DEFAULT_LEASE_TTL,
+                                proxy: ProxyOptions | None = None) -> int:
     """Serve until SIGTERM or SIGINT; returns the process exit code."""
-    standalone = Standalone(manifests, host=host, port=port, watch=watch, lease_ttl=lease_ttl)
+    standalone = Standalone(manifests, host=host, port=port, watch=watch, lease_ttl=lease_ttl,
+                            proxy=proxy)
     try:
         await standalone.start()
     except ManifestError as error:
@@ -283,7 +294,7 @@ def _signalled(stop: asyncio.Event, sig: signal.Signals) -> None:
 
 def serve(manifests: str | os.PathLike[str], host: str = DEFAULT_HOST,
           port: int = DEFAULT_PORT, *, watch: bool = True,
-          lease_ttl: float = DEFAULT_LEASE_TTL) -> int:
+          lease_ttl: float = DEFAULT_LEASE_TTL, proxy: ProxyOptions | None = None) -> int:
     """``provider-router serve``: blocking; returns the exit code."""
     return run_loop(serve_until_signalled(manifests, host, port, watch=watch,
-                                          lease_ttl=lease_ttl))
+                                          lease_ttl=lease_ttl, proxy=proxy))

@@ -26,6 +26,7 @@ from provider_router.operator._kube import KubeClient, load_api_client
 from provider_router.operator._leader import Leadership, LeaseElection
 from provider_router.operator._reconciler import Reconciler
 from provider_router.operator._status_writer import StatusWriter
+from provider_router.proxy import Proxy, ProxyOptions
 from provider_router.service import RouteService, Server, ServiceMetrics, tune_gc
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,8 @@ class OperatorOptions:
     lease_ttl_seconds: float = DEFAULT_LEASE_TTL
     tune_gc: bool = False
     """Freeze the start-up heap out of GC (see ``tune_gc``): for the process entry point."""
+    proxy: ProxyOptions | None = None
+    """Serve proxy mode on the route port with these options (None: off)."""
 
 
 class Operator:
@@ -70,6 +73,11 @@ class Operator:
         self.prober = Prober(self.table, credential_for=self.reconciler.credential_for,
                              on_result=self._probed, concurrency=options.probe_concurrency)
         self.service = RouteService(self.table, readiness=self.readiness, metrics=self.metrics)
+        self.proxy: Proxy | None = None
+        if options.proxy is not None:
+            self.proxy = Proxy(self.service, credential_for=self.reconciler.credential_for,
+                               options=options.proxy)
+            self.proxy.mount()
         self.server = Server(self.service, options.route_host, options.route_port)
         self.stale_since: float | None = None
         self._stop = asyncio.Event()
@@ -142,6 +150,8 @@ class Operator:
             if isinstance(self.leadership, LeaseElection):
                 self.leadership.stop()
             await self.server.stop()
+            if self.proxy is not None:
+                await self.proxy.close()
             await asyncio.to_thread(self.api_client.close)
 
     async def _initial_sync(self) -> None:

@@ -1,0 +1,96 @@
+"""The official openai SDK, pointed at the router, talks to a provider it never sees."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import openai
+
+from proxy.conftest import ProxyEnv, proxy_env
+from support.fake_llm import COMPLETION_TOKENS, PROMPT_TOKENS, FakeLLM
+
+CALLER_KEY = "sk-caller-must-not-travel"
+
+
+def sdk(env: ProxyEnv, base: str = "/v1") -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=env.url + base, api_key=CALLER_KEY, max_retries=0,
+                              timeout=10.0, http_client=httpx.AsyncClient(trust_env=False))
+
+
+async def test_chat_through_the_sdk_reaches_the_provider_with_its_own_key(
+        tmp_path: Path) -> None:
+    async with proxy_env(tmp_path, (FakeLLM("alpha"), {"models": ["gpt-fake"]})) as env:
+        client = sdk(env)
+        raw = await client.chat.completions.with_raw_response.create(
+            model="gpt-fake", messages=[{"role": "user", "content": "hi"}])
+        answer = raw.parse()
+        assert answer.choices[0].message.content == "Hello from the fake provider."
+        assert answer.usage is not None and answer.usage.prompt_tokens == PROMPT_TOKENS
+        assert raw.headers["x-router-provider"] == "default/alpha"
+        assert raw.headers["x-router-policy"] == "default/main"
+        [seen] = env.fakes["alpha"].calls("/v1/chat/completions")
+        assert seen.headers["Authorization"] == f"Bearer {env.keys['alpha']}"
+        assert CALLER_KEY not in repr(seen.headers)
+        assert seen.body["model"] == "gpt-fake"
+        await client.close()
+
+
+async def test_streamed_chat_arrives_chunk_by_chunk_without_the_usage_it_did_not_ask_for(
+        tmp_path: Path) -> None:
+    async with proxy_env(tmp_path, (FakeLLM("alpha"), {})) as env:
+        client = sdk(env)
+        stream = await client.chat.completions.create(
+            model="gpt-fake", messages=[{"role": "user", "content": "hi"}], stream=True)
+        chunks = [chunk async for chunk in stream]
+        words = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert words == "Hello from the fake provider."
+        assert all(c.choices for c in chunks), "the usage chunk the client did not ask for"
+        assert all(c.usage is None for c in chunks)
+        [seen] = env.fakes["alpha"].calls("/v1/chat/completions")
+        assert seen.body["stream_options"] == {"include_usage": True}, "asked on its behalf"
+        state = env.table.provider("default", "alpha")
+        assert state.tokens.total(env.table.clock()) == PROMPT_TOKENS + COMPLETION_TOKENS
+        await client.close()
+
+
+async def test_a_client_that_asks_for_usage_gets_it(tmp_path: Path) -> None:
+    async with proxy_env(tmp_path, (FakeLLM("alpha"), {})) as env:
+        client = sdk(env)
+        stream = await client.chat.completions.create(
+            model="gpt-fake", messages=[{"role": "user", "content": "hi"}], stream=True,
+            stream_options={"include_usage": True})
+        chunks = [chunk async for chunk in stream]
+        assert chunks[-1].usage is not None
+        assert chunks[-1].usage.completion_tokens == COMPLETION_TOKENS
+        await client.close()
+
+
+async def test_named_policy_prefix_embeddings_and_models(tmp_path: Path) -> None:
+    async with proxy_env(tmp_path, (FakeLLM("alpha"), {"models": ["gpt-fake", "embed-fake"]}),
+                         (FakeLLM("claude"), {"apiFormat": "anthropic",
+                                              "models": ["claude-fake"]})) as env:
+        client = sdk(env, "/proxy/default/main/v1")
+        models = await client.models.list()
+        assert sorted(m.id for m in models.data) == ["embed-fake", "gpt-fake"]
+        embedded = await client.embeddings.create(model="embed-fake", input="hello")
+        assert embedded.data[0].embedding == [0.1, 0.2, 0.3]
+        assert env.fakes["alpha"].calls("/v1/embeddings")
+        await client.close()
+
+
+async def test_openai_paths_never_reach_an_anthropic_provider(tmp_path: Path) -> None:
+    async with proxy_env(tmp_path, (FakeLLM("claude"), {"apiFormat": "anthropic"})) as env:
+        client = sdk(env)
+        try:
+            await client.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": "hi"}])
+            raise AssertionError("expected a 503")
+        except openai.APIStatusError as error:
+            assert error.status_code == 503
+            body = error.body
+            assert isinstance(body, dict)
+            assert body["code"] == "no_provider_available"
+            assert "lacks wire:openai" in str(body["details"]["candidates"])
+        assert env.fakes["claude"].seen == []
+        await client.close()
