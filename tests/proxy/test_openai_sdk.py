@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx
 import openai
+import pytest
 
 from proxy.conftest import ProxyEnv, proxy_env
 from support.fake_llm import COMPLETION_TOKENS, PROMPT_TOKENS, FakeLLM
@@ -26,7 +27,8 @@ async def test_chat_through_the_sdk_reaches_the_provider_with_its_own_key(
             model="gpt-fake", messages=[{"role": "user", "content": "hi"}])
         answer = raw.parse()
         assert answer.choices[0].message.content == "Hello from the fake provider."
-        assert answer.usage is not None and answer.usage.prompt_tokens == PROMPT_TOKENS
+        assert answer.usage is not None
+        assert answer.usage.prompt_tokens == PROMPT_TOKENS
         assert raw.headers["x-router-provider"] == "default/alpha"
         assert raw.headers["x-router-policy"] == "default/main"
         [seen] = env.fakes["alpha"].calls("/v1/chat/completions")
@@ -82,15 +84,13 @@ async def test_named_policy_prefix_embeddings_and_models(tmp_path: Path) -> None
 async def test_openai_paths_never_reach_an_anthropic_provider(tmp_path: Path) -> None:
     async with proxy_env(tmp_path, (FakeLLM("claude"), {"apiFormat": "anthropic"})) as env:
         client = sdk(env)
-        try:
+        with pytest.raises(openai.APIStatusError) as raised:
             await client.chat.completions.create(
                 model="m", messages=[{"role": "user", "content": "hi"}])
-            raise AssertionError("expected a 503")
-        except openai.APIStatusError as error:
-            assert error.status_code == 503
-            body = error.body
-            assert isinstance(body, dict)
-            assert body["code"] == "no_provider_available"
-            assert "lacks wire:openai" in str(body["details"]["candidates"])
+        assert raised.value.status_code == 503
+        body = raised.value.body
+        assert isinstance(body, dict)
+        assert body["code"] == "no_provider_available"
+        assert "lacks wire:openai" in str(body["details"]["candidates"])
         assert env.fakes["claude"].seen == []
         await client.close()

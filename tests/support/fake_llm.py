@@ -56,7 +56,10 @@ class FakeLLM:
     async def start(self) -> FakeLLM:
         app = web.Application(client_max_size=16 << 20)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        # Handlers are cancelled when the router hangs up, as a real provider stops working
+        # for a client that left; and a stop does not wait for a hanging handler.
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
+                                     shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -111,8 +114,9 @@ class FakeLLM:
         events = _anthropic_events(body) if anthropic else _openai_events(body, self.name)
         try:
             if self.behaviour == "endless":
-                filler = b"data: " + orjson.dumps({"id": "x", "object": "chat.completion.chunk",
-                                                   "choices": [], "pad": "x" * self.endless_chunk}) + b"\n\n"
+                filler = b"data: " + orjson.dumps({
+                    "id": "x", "object": "chat.completion.chunk", "choices": [],
+                    "pad": "x" * self.endless_chunk}) + b"\n\n"
                 while True:
                     await response.write(filler)
                     self.written += len(filler)
