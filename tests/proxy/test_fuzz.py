@@ -1,10 +1,10 @@
 """Fuzzing the proxy paths: whatever the body, path or method, the router never answers 500.
 
-The router runs in a thread of its own (hypothesis drives a synchronous client) over a fake
-provider that accepts anything, so that a 5xx can only come from the router: none is
-expected. Bodies are arbitrary JSON values, JSON objects with the fields the proxy reads set
-to values of every type, and raw bytes; paths are the proxied ones, with and without a
-``/proxy/NS/POLICY`` prefix, and near misses.
+The router runs in a thread of its own (hypothesis drives a synchronous client) over fake
+providers (one per wire format) that accept anything, so that a 5xx can only come from the
+router: none is expected. Bodies are arbitrary JSON values, JSON objects with the fields the
+proxy reads set to values of every type, and raw bytes; paths are the proxied ones, with and
+without a ``/proxy/NS/POLICY`` prefix, and near misses.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stop = asyncio.Event()
         holder["stop"] = stop
         async with proxy_env(tmp_path_factory.mktemp("fuzz"), (FakeLLM("alpha"), {}),
-                             options=FAST) as env:
+                             (FakeLLM("claude"), {"apiFormat": "anthropic"}), options=FAST) as env:
             holder["env"] = env
             started.set()
             await stop.wait()
