@@ -33,6 +33,8 @@ bench: $(VENV)/.installed testenv-build
 	$(PY) bench/engine.py
 	$(PY) bench/route_service.py
 	$(PY) bench/operator_scale.py
+	$(PY) bench/upstream_client.py
+	$(PY) bench/proxy.py
 
 crds: $(VENV)/.installed
 	$(VENV)/bin/provider-router crds --out crds

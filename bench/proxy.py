@@ -419,7 +419,7 @@ def report(busy: dict[str, list[Result]], idle: dict[str, list[Result]],
            streams: dict[str, tuple[float, int]], args: argparse.Namespace,
            litellm_why: str) -> None:
     def med(values: list[Result], attr: str) -> float:
-        return statistics.median(getattr(r, attr) for r in values)
+        return float(statistics.median(getattr(r, attr) for r in values))
 
     c = args.connections
     print(f"\nproxy bench: {args.rounds} rounds of {args.seconds:g} s, wrk at {c} "
