@@ -185,7 +185,8 @@ class Proxy:
             if endpoint.method == "GET":
                 then = partial(self._models, policy)
             else:
-                then = partial(self._forward, request, _parse(request, endpoint), ns, pol)
+                # The body is read after the access check: a refused caller learns nothing.
+                then = partial(self._forward, request, endpoint, ns, pol)
             answer = self.service.guarded(request, ns, pol, then)
             if inspect.isawaitable(answer):
                 return await answer
@@ -211,9 +212,9 @@ class Proxy:
 
     # -- calls --------------------------------------------------------------------------------
 
-    async def _forward(self, request: Request, call: _Call, namespace: str,
+    async def _forward(self, request: Request, endpoint: Endpoint, namespace: str,
                        policy: str) -> Reply:
-        endpoint = call.endpoint
+        call = _parse(request, endpoint)
         try:
             decision = self.table.route(RouteRequest(
                 namespace=namespace, policy=policy, capabilities=(endpoint.wire,),
