@@ -46,6 +46,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from route_service import Result, _pin, cpu_seconds, run_wrk
 
 KEY = "sk-bench-provider-key"
+CALLER = "sk-bench-caller-5f0e2c9a7b314d68a1c2e3f4"
+"""What every load sends as its ``Authorization``: LiteLLM's master key (it refuses to start
+without one); the others ignore it."""
 BODY = orjson.dumps({"model": "bench", "messages": [{"role": "user", "content": "hi"}]})
 STREAM_BODY = orjson.dumps({"model": "bench", "stream": True,
                             "messages": [{"role": "user", "content": "hi"}]})
@@ -236,6 +239,7 @@ def start_litellm(backend: str) -> tuple[subprocess.Popen[bytes] | None, int, st
         "litellm_settings:\n  telemetry: false\n")
     port = _free_port()
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False",
+           "LITELLM_MASTER_KEY": CALLER,
            # Nothing but loopback: any call it would make elsewhere fails here, at once.
            "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
            "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
@@ -266,7 +270,8 @@ def _post_ok(port: int) -> bool:
 
     try:
         response = httpx.post(f"http://127.0.0.1:{port}{PATH}", content=BODY, timeout=10,
-                              headers={"content-type": "application/json"}, trust_env=False)
+                              headers={"content-type": "application/json",
+                                       "authorization": f"Bearer {CALLER}"}, trust_env=False)
     except httpx.HTTPError:
         return False
     return response.status_code == 200
@@ -310,7 +315,7 @@ def wrk_script(folder: Path) -> str:
     body = BODY.decode().replace("\\", "\\\\").replace('"', '\\"')
     script.write_text(f'wrk.method = "POST"\nwrk.body = "{body}"\n'
                       'wrk.headers["Content-Type"] = "application/json"\n'
-                      'wrk.headers["Authorization"] = "Bearer sk-caller"\n')
+                      f'wrk.headers["Authorization"] = "Bearer {CALLER}"\n')
     return str(script)
 
 

@@ -32,6 +32,7 @@ from typing import Any, Final
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from provider_router.engine import (
     WIRE_OPENAI,
@@ -82,6 +83,7 @@ MAX_RETRY_AFTER_SECONDS: Final = 3600.0
 CLIENT_CLOSED: Final = 499
 """The status reported for a call whose client left (nginx's convention)."""
 _SSE: Final = "text/event-stream"
+MAX_CACHED_URLS: Final = 4096
 
 
 @dataclass(slots=True)
@@ -131,6 +133,7 @@ class Proxy:
         self.metrics = ProxyMetrics(service.metrics.registry)
         self._session = session
         self._own_session = session is None
+        self._urls: dict[tuple[str, str], URL] = {}
 
     def mount(self) -> None:
         """Serve the proxy paths at the root and under ``/proxy/NS/POLICY/``."""
@@ -261,9 +264,7 @@ class Proxy:
                                       f"provider {name} was removed", where))
         credential = resolve_credential(self.credential_for, namespace, name, spec)
         headers = forwarded_headers(request.headers, auth_headers(spec.api_format, credential))
-        url = provider.api_base + call.endpoint.suffix
-        if request.query:
-            url += "?" + request.query.decode("latin-1")
+        url = self._url(provider.api_base, call.endpoint.suffix, request.query)
         loop = asyncio.get_running_loop()
         started = loop.time()
         wait = max(min(self.options.first_byte_seconds, deadline - started), 0.001)
@@ -300,7 +301,8 @@ class Proxy:
             report(OutcomeKind.SUCCESS, None, CLIENT_CLOSED, usage)
             raise
         first_at = loop.time()
-        self.metrics.ttft.labels(namespace, policy, name).observe(first_at - started)
+        bound = self.metrics.bound(namespace, policy, name)
+        bound.ttft.observe(first_at - started)
         answer_headers = (*relayed_headers(response.headers), *where)
         content_type = response.headers.get("content-type", "application/json").encode(
             "latin-1")
@@ -310,7 +312,7 @@ class Proxy:
             report(_judge(status), started, status, usage)
             return status, content_type, body, answer_headers
         relay = EventRelay(usage, call.strip_usage)
-        self.metrics.streams.labels(namespace, policy, name).inc()
+        bound.streams.inc()
         chunks = self._relay(response, relay, relay.feed(first) if first else b"", anthropic,
                              report, (namespace, policy, name), started)
         return Stream(status, content_type, answer_headers, chunks)
@@ -358,8 +360,21 @@ class Proxy:
                 response.release()
             else:
                 response.close()  # abandons the upstream connection: the provider stops
-            self.metrics.streams.labels(namespace, policy, name).dec()
+            self.metrics.bound(namespace, policy, name).streams.dec()
             report(kind, started if status != CLIENT_CLOSED else None, status, relay.usage)
+
+    def _url(self, api_base: str, suffix: str, query: bytes) -> URL:
+        """A provider endpoint's URL, parsed once (per provider and path) rather than per
+        call."""
+        if query:
+            return URL(api_base + suffix + "?" + query.decode("latin-1"))
+        key = (api_base, suffix)
+        url = self._urls.get(key)
+        if url is None:
+            if len(self._urls) >= MAX_CACHED_URLS:
+                self._urls.clear()
+            url = self._urls[key] = URL(api_base + suffix)
+        return url
 
     def _report(self, namespace: str, policy: str, name: str, lease: str | None,
                 kind: OutcomeKind, started: float | None, status: int | None, usage: Usage,
@@ -376,14 +391,12 @@ class Proxy:
         reports = self.service.metrics.reports
         key = (namespace, name, kind.value)
         reports[key] = reports.get(key, 0) + 1
-        metrics = self.metrics
-        metrics.requests.labels(namespace, policy, name, kind.value).inc()
-        if elapsed is not None:
-            metrics.duration.labels(namespace, policy, name, kind.value).observe(elapsed)
+        bound = self.metrics.bound(namespace, policy, name)
+        bound.attempt(kind.value, elapsed)
         if usage.input_tokens:
-            metrics.tokens.labels(namespace, policy, name, "input").inc(usage.input_tokens)
+            bound.input_tokens.inc(usage.input_tokens)
         if usage.output_tokens:
-            metrics.tokens.labels(namespace, policy, name, "output").inc(usage.output_tokens)
+            bound.output_tokens.inc(usage.output_tokens)
 
 
 def _parse(request: Request, endpoint: Endpoint) -> _Call:
