@@ -110,3 +110,23 @@ async def test_answers_pipelined_behind_a_stream_wait_for_its_end(tmp_path: Path
             rest += await asyncio.wait_for(reader.read(65536), 5)
         assert rest.startswith(b"HTTP/1.1 200")
         writer.close()
+
+
+async def test_an_http_1_0_client_gets_the_stream_unchunked_then_a_close(
+        tmp_path: Path) -> None:
+    async with proxy_env(tmp_path, (FakeLLM("alpha"), {})) as env:
+        parts = urlsplit(env.url)
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(parts.hostname, parts.port), 5)
+        body = orjson.dumps({"model": "m", "stream": True, "messages": []})
+        writer.write(b"POST /v1/chat/completions HTTP/1.0\r\ncontent-type: application/json"
+                     b"\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        await writer.drain()
+        data = await asyncio.wait_for(reader.read(), 10)  # until the router closes
+        head, _, rest = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200")
+        assert b"transfer-encoding" not in head
+        assert b"connection: close" in head
+        assert rest.startswith(b"data: {")
+        assert rest.endswith(b"data: [DONE]\n\n")
+        writer.close()
