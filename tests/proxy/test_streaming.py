@@ -130,3 +130,34 @@ async def test_an_http_1_0_client_gets_the_stream_unchunked_then_a_close(
         assert rest.startswith(b"data: {")
         assert rest.endswith(b"data: [DONE]\n\n")
         writer.close()
+
+
+async def test_a_stream_ready_behind_a_slow_answer_is_released_when_the_client_leaves(
+        tmp_path: Path) -> None:
+    fake = FakeLLM("alpha", answer_delay=2.0, chunk_delay=0.05)
+    async with proxy_env(tmp_path, (fake, {})) as env:
+        parts = urlsplit(env.url)
+        _reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(parts.hostname, parts.port), 5)
+        for stream in (False, True):  # a slow answer, and a stream pipelined behind it
+            body = orjson.dumps({"model": "m", "stream": stream, "messages": []})
+            writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nhost: r\r\ncontent-length: "
+                         + str(len(body)).encode() + b"\r\n\r\n" + body)
+        await writer.drain()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while len(fake.seen) < 2 and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        assert len(fake.seen) == 2, "both requests reached the provider"
+        await asyncio.sleep(0.2)  # the stream's first event is in: its answer is ready
+        assert env.table.in_flight_leases() == 2
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        deadline = loop.time() + 5
+        while env.table.in_flight_leases() and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        assert env.table.in_flight_leases() == 0, "a lease outlived its client"
+        streams = env.router.proxy.metrics.streams  # type: ignore[union-attr]
+        assert streams.labels("default", "main", "alpha")._value.get() == 0
+        await asyncio.wait_for(fake.disconnected.wait(), 10)

@@ -44,6 +44,8 @@ class FakeLLM:
     status: int = 503
     retry_after: str | None = None
     chunk_delay: float = 0.0
+    answer_delay: float = 0.0
+    """Seconds before a non-streamed answer."""
     endless_chunk: int = 64 << 10
     seen: list[Seen] = field(default_factory=list)
     written: int = 0
@@ -98,6 +100,8 @@ class FakeLLM:
         anthropic = request.path.endswith("/messages")
         if body.get("stream"):
             return await self._stream(request, body, anthropic)
+        if self.answer_delay:
+            await asyncio.sleep(self.answer_delay)
         if anthropic:
             return web.json_response(_message(body, self.name))
         if request.path.endswith("/embeddings"):

@@ -25,7 +25,7 @@ import inspect
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final
@@ -55,7 +55,7 @@ from provider_router.proxy._formats import (
     shaped,
     stream_error_event,
 )
-from provider_router.proxy._metrics import ProxyMetrics
+from provider_router.proxy._metrics import Bound, ProxyMetrics
 from provider_router.proxy._options import ProxyOptions
 from provider_router.proxy._upstream import forwarded_headers, new_session, relayed_headers
 from provider_router.proxy._usage import EventRelay, Usage, ask_for_usage
@@ -117,6 +117,32 @@ class _Failed:
 
     def __init__(self, response: Response) -> None:
         self.response = response
+
+
+class _Chunks:
+    """A stream's body: the relay generator, and what to do if it is closed before it ever
+    ran (closing an async generator that has not started runs none of its code)."""
+
+    __slots__ = ("_abandon", "_chunks", "_started")
+
+    def __init__(self, chunks: AsyncGenerator[bytes, None], abandon: Callable[[], None]
+                 ) -> None:
+        self._chunks = chunks
+        self._abandon: Callable[[], None] | None = abandon
+        self._started = False
+
+    def __aiter__(self) -> _Chunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        self._started = True
+        return await self._chunks.__anext__()
+
+    async def aclose(self) -> None:
+        abandon, self._abandon = self._abandon, None
+        if not self._started and abandon is not None:
+            abandon()
+        await self._chunks.aclose()
 
 
 class Proxy:
@@ -315,11 +341,22 @@ class Proxy:
         bound.streams.inc()
         chunks = self._relay(response, relay, relay.feed(first) if first else b"", anthropic,
                              report, (namespace, policy, name), started)
-        return Stream(status, content_type, answer_headers, chunks)
+        return Stream(status, content_type, answer_headers, _Chunks(chunks, partial(
+            self._abandoned, response, bound, report, usage)))
+
+    @staticmethod
+    def _abandoned(response: aiohttp.ClientResponse, bound: Bound, report: Callable[..., None],
+                   usage: Usage) -> None:
+        """A stream whose client left before its body was asked for: what ``_relay``'s
+        ``finally`` would have done."""
+        response.close()
+        bound.streams.dec()
+        report(OutcomeKind.SUCCESS, None, CLIENT_CLOSED, usage)
 
     async def _relay(self, response: aiohttp.ClientResponse, relay: EventRelay,
                      first: bytes, anthropic: bool, report: Callable[..., None],
-                     labels: tuple[str, str, str], started: float) -> AsyncIterator[bytes]:
+                     labels: tuple[str, str, str], started: float
+                     ) -> AsyncGenerator[bytes, None]:
         """The body of a stream that has started: chunks as they arrive, then its report."""
         namespace, policy, name = labels
         kind, status = OutcomeKind.SUCCESS, response.status

@@ -201,8 +201,15 @@ class HttpProtocol(asyncio.Protocol):
         self._body = []
         pending, self._pending = self._pending, collections.deque()
         for slot in pending:
-            if slot.task is not None:
-                slot.task.cancel()  # the client left: stop the work done for it
+            task = slot.task
+            if task is None:
+                continue
+            if not task.done():
+                task.cancel()  # the client left: stop the work done for it
+            elif not slot.streaming and not task.cancelled() and task.exception() is None:
+                reply = task.result()
+                if isinstance(reply, Stream):  # ready, never started: release what it holds
+                    self._loop.create_task(_close_quietly(reply.chunks))
 
     def data_received(self, data: bytes) -> None:
         # One timestamp per read instead of re-arming a timer per request: the idle timer
