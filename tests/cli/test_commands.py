@@ -15,6 +15,7 @@ import yaml
 
 from provider_router.cli import DEFAULT_LEASE_TTL, build_parser, main
 from provider_router.engine import DEFAULT_LEASE_TTL as ENGINE_LEASE_TTL
+from provider_router.proxy import ProxyOptions
 from standalone.router_harness import Env
 
 
@@ -79,7 +80,7 @@ def test_operator_passes_its_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POD_NAMESPACE", "router-system")
     assert main(["operator", "-A", "--leader-elect", "--lease-ttl", "600"]) == 0
     common = {"leader_lease": "provider-router-leader", "liveness_port": 8081,
-              "leader_elect": False, "lease_ttl_seconds": 120.0}
+              "leader_elect": False, "lease_ttl_seconds": 120.0, "proxy": None}
     assert calls == [
         {**common, "namespaces": ["a", "b"], "all_namespaces": False, "route_port": 9000,
          "kubeconfig": "/k", "leader_namespace": "a"},
@@ -89,6 +90,20 @@ def test_operator_passes_its_flags(monkeypatch: pytest.MonkeyPatch) -> None:
         {**common, "namespaces": [], "all_namespaces": True, "route_port": 8080,
          "kubeconfig": None, "leader_elect": True, "leader_namespace": "router-system",
          "lease_ttl_seconds": 600.0}]
+
+
+def test_proxy_flags_become_proxy_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[dict[str, Any]] = []
+    fake = types.ModuleType("provider_router.operator")
+    fake.run = lambda **kwargs: calls.append(kwargs)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "provider_router.operator", fake)
+    assert main(["operator", "-A", "--proxy", "--proxy-namespace", "team-a",
+                 "--proxy-idle-timeout", "7", "--proxy-max-body-bytes", "1000"]) == 0
+    options = calls[0]["proxy"]
+    assert isinstance(options, ProxyOptions)
+    assert (options.namespace, options.idle_seconds, options.max_body_bytes) == (
+        "team-a", 7.0, 1000)
+    assert options.connect_seconds == ProxyOptions().connect_seconds
 
 
 def test_operator_missing_exits_2(monkeypatch: pytest.MonkeyPatch,
