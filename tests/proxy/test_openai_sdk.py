@@ -94,3 +94,15 @@ async def test_openai_paths_never_reach_an_anthropic_provider(tmp_path: Path) ->
         assert "lacks wire:openai" in str(body["details"]["candidates"])
         assert env.fakes["claude"].seen == []
         await client.close()
+
+
+async def test_a_large_answer_is_relayed_whole(tmp_path: Path) -> None:
+    async with proxy_env(tmp_path, (FakeLLM("alpha"), {})) as env:
+        client = sdk(env)
+        inputs = [f"text {i}" for i in range(40_000)]  # an answer of about 3 MB
+        embedded = await client.embeddings.create(model="embed-fake", input=inputs)
+        assert len(embedded.data) == len(inputs)
+        assert embedded.data[-1].index == len(inputs) - 1
+        state = env.table.provider("default", "alpha")
+        assert state.tokens.total(env.table.clock()) == 3 * len(inputs)
+        await client.close()

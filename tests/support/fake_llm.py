@@ -105,9 +105,12 @@ class FakeLLM:
         if anthropic:
             return web.json_response(_message(body, self.name))
         if request.path.endswith("/embeddings"):
+            inputs = body.get("input")
+            count = len(inputs) if isinstance(inputs, list) else 1
             return web.json_response({"object": "list", "model": body.get("model"), "data": [
-                {"object": "embedding", "index": 0, "embedding": [0.1, 0.2, 0.3]}],
-                "usage": {"prompt_tokens": 3, "total_tokens": 3}})
+                {"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]}
+                for i in range(count)], "usage": {"prompt_tokens": 3 * count,
+                                                  "total_tokens": 3 * count}})
         return web.json_response(_completion(body, self.name))
 
     async def _stream(self, request: web.Request, body: dict[str, Any],

@@ -466,7 +466,7 @@ async def _refused(response: aiohttp.ClientResponse, report: Callable[..., None]
     cooldown), and kept as the answer to give if no other provider does better."""
     status = response.status
     try:
-        body = await response.content.read(MAX_ERROR_BODY_BYTES)
+        body = await _read_all(response, MAX_ERROR_BODY_BYTES, truncate=True)
     finally:
         response.close()
     kind = OutcomeKind.RATE_LIMITED if status == 429 else OutcomeKind.ERROR
@@ -476,11 +476,24 @@ async def _refused(response: aiohttp.ClientResponse, report: Callable[..., None]
                     (*relayed_headers(response.headers), *where)))
 
 
-async def _read_all(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    body = await response.content.read(limit + 1)
-    if len(body) > limit:
-        raise ValueError(f"the answer is larger than {limit} bytes")
-    return body
+async def _read_all(response: aiohttp.ClientResponse, limit: int,
+                    truncate: bool = False) -> bytes:
+    """The whole body, to its end; past ``limit`` bytes a ``ValueError``, or with
+    ``truncate`` its first ``limit`` bytes."""
+    content = response.content
+    pieces: list[bytes] = []
+    size = 0
+    while True:
+        piece = await content.readany()
+        if not piece:
+            break
+        size += len(piece)
+        pieces.append(piece)
+        if size > limit:
+            if truncate:
+                return b"".join(pieces)[:limit]
+            raise ValueError(f"the answer is larger than {limit} bytes")
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
 def _close(response: aiohttp.ClientResponse | None) -> None:
