@@ -106,3 +106,24 @@ async def test_a_large_answer_is_relayed_whole(tmp_path: Path) -> None:
         state = env.table.provider("default", "alpha")
         assert state.tokens.total(env.table.clock()) == 3 * len(inputs)
         await client.close()
+
+
+async def test_metrics_count_attempts_tokens_and_time_to_first_token(tmp_path: Path) -> None:
+    async with proxy_env(tmp_path, (FakeLLM("alpha"), {})) as env:
+        client = sdk(env)
+        await client.chat.completions.create(model="m", messages=[{"role": "user",
+                                                                   "content": "hi"}])
+        stream = await client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "hi"}], stream=True)
+        _ = [chunk async for chunk in stream]
+        await client.close()
+        async with env.http() as http:
+            text = (await http.get("/metrics")).text
+        labels = 'namespace="default",outcome="success",policy="main",provider="alpha"'
+        assert f"provider_router_proxy_requests_total{{{labels}}} 2.0" in text
+        assert f"provider_router_proxy_request_duration_seconds_count{{{labels}}} 2.0" in text
+        who = 'namespace="default",policy="main",provider="alpha"'
+        assert f"provider_router_proxy_time_to_first_token_seconds_count{{{who}}} 2.0" in text
+        assert (f'provider_router_proxy_tokens_total{{kind="input",{who}}} '
+                f"{2.0 * PROMPT_TOKENS}") in text
+        assert f"provider_router_proxy_streams_in_flight{{{who}}} 0.0" in text
