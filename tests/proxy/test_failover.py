@@ -8,6 +8,7 @@ import httpx
 import openai
 import pytest
 
+from provider_router.proxy import ProxyOptions
 from proxy.conftest import ProxyEnv, free_port, proxy_env
 from support.fake_llm import COMPLETION_TOKENS, PROMPT_TOKENS, FakeLLM
 
@@ -122,3 +123,37 @@ async def test_usage_reaches_spend_and_the_budget(tmp_path: Path) -> None:
         assert second.status_code == 503, "the budget is spent"
         assert "OverBudget" in second.text
         assert len(env.fakes["alpha"].calls("/v1/chat/completions")) == 1
+
+
+async def test_one_deadline_covers_every_attempt(tmp_path: Path) -> None:
+    options = ProxyOptions(connect_seconds=1.0, first_byte_seconds=1.0, idle_seconds=1.0,
+                           deadline_seconds=1.5)
+    async with proxy_env(tmp_path, (FakeLLM("first", behaviour="hang"), {}),
+                         (FakeLLM("second", behaviour="hang"), {}), (FakeLLM("third"), {}),
+                         options=options) as env:
+        async with env.http() as http:
+            response = await http.post("/v1/chat/completions", json=CHAT)
+        assert response.status_code == 504
+        assert response.json()["error"]["code"] == "upstream_timeout"
+        assert outcomes(env, "first") == {"timeout": 1}
+        assert outcomes(env, "second") == {"timeout": 1}, "tried for what was left"
+        assert env.fakes["third"].seen == [], "tried after the deadline"
+
+
+async def test_a_stream_that_goes_silent_ends_with_an_error_event(tmp_path: Path) -> None:
+    options = ProxyOptions(connect_seconds=1.0, first_byte_seconds=2.0, idle_seconds=0.5,
+                           deadline_seconds=5.0)
+    async with proxy_env(tmp_path, (FakeLLM("alpha", behaviour="stall"), {}),
+                         (FakeLLM("beta"), {}), options=options) as env:
+        client = sdk(env)
+        stream = await client.chat.completions.create(**CHAT, stream=True)  # type: ignore[call-overload]
+
+        async def read_all() -> None:
+            async for _ in stream:
+                pass
+
+        with pytest.raises(openai.APIError, match=r"sent nothing for 0\.5 s"):
+            await read_all()
+        assert outcomes(env, "alpha") == {"timeout": 1}
+        assert env.fakes["beta"].seen == []
+        await client.close()

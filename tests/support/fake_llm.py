@@ -131,6 +131,8 @@ class FakeLLM:
                         await asyncio.sleep(self.chunk_delay)
             async for index, event in _enumerate(events):
                 await response.write(event)
+                if self.behaviour == "stall" and index == 0:
+                    await asyncio.sleep(3600)  # the stream started, then nothing more
                 if self.behaviour == "break" and index == 0:
                     await asyncio.sleep(0.05)
                     transport = request.transport
