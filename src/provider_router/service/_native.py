@@ -126,7 +126,7 @@ class _Slot:
     """An answer that must wait for its turn: a deferred one, or one behind a deferred one.
     While a stream is written, ``task`` is the task writing it and ``streaming`` is set."""
 
-    __slots__ = ("chunked", "head_only", "keep", "response", "streaming", "task")
+    __slots__ = ("chunked", "head_only", "keep", "ready", "response", "streaming", "task")
 
     def __init__(self, keep: bool, head_only: bool, chunked: bool = True) -> None:
         self.keep = keep
@@ -134,6 +134,8 @@ class _Slot:
         self.chunked = chunked
         self.streaming = False
         self.response: Response | None = None
+        self.ready: Reply | None = None
+        """A deferred answer, once its task has it (before the task is done)."""
         self.task: asyncio.Task[Reply] | asyncio.Task[bool] | None = None
 
 
@@ -363,8 +365,7 @@ class HttpProtocol(asyncio.Protocol):
             # HTTP/1.0 knows no chunked encoding: a stream is sent raw, then the connection
             # closes.
             slot = _Slot(keep, head_only, parser is None or parser.get_http_version() != "1.0")
-            coro = answer if asyncio.iscoroutine(answer) else _settled(answer)
-            task: asyncio.Task[Reply] = self._loop.create_task(coro)
+            task: asyncio.Task[Reply] = self._loop.create_task(self._deliver(slot, answer))
             slot.task = task
             task.add_done_callback(self._on_done)
         self._pending.append(slot)
@@ -372,12 +373,21 @@ class HttpProtocol(asyncio.Protocol):
             self._paused = True  # enough answers owed: read no more requests until written
             self._transport.pause_reading()
 
-    def _on_done(self, task: asyncio.Task[Reply] | asyncio.Task[bool]) -> None:
+    async def _deliver(self, slot: _Slot, answer: Awaitable[Reply]) -> Reply:
+        reply = await answer
+        # Written from this task as soon as it is ready, rather than from the done callback
+        # one loop iteration later; the callback still handles failures and cancellation.
+        slot.ready = reply
+        if self._pending and self._pending[0] is slot:
+            self._on_done(None)
+        return reply
+
+    def _on_done(self, task: asyncio.Task[Reply] | asyncio.Task[bool] | None) -> None:
         pending = self._pending
         while pending:
             slot = pending[0]
             if slot.task is not None:
-                if not slot.task.done():
+                if not slot.task.done() and (slot.streaming or slot.ready is None):
                     return
                 if slot.streaming:  # a stream was written (or given up): its turn is over
                     pending.popleft()
@@ -387,7 +397,12 @@ class HttpProtocol(asyncio.Protocol):
                         self._close_streamed(clean)
                         return
                     continue
-                if slot.task.cancelled():
+                if slot.ready is not None:
+                    if isinstance(slot.ready, Stream):
+                        self._start_stream(slot, slot.ready)
+                        return
+                    response = slot.ready
+                elif slot.task.cancelled():
                     response = _error(503, "cancelled", "the answer was cancelled")
                 elif slot.task.exception() is not None:
                     log.error("a deferred answer failed", exc_info=slot.task.exception())
@@ -575,10 +590,6 @@ class HttpProtocol(asyncio.Protocol):
     def abort(self) -> None:
         if self._transport is not None:
             self._transport.abort()
-
-
-async def _settled(answer: Awaitable[Reply]) -> Reply:
-    return await answer
 
 
 async def _close_quietly(chunks: AsyncIterator[bytes]) -> None:
