@@ -127,3 +127,17 @@ async def test_metrics_count_attempts_tokens_and_time_to_first_token(tmp_path: P
         assert (f'provider_router_proxy_tokens_total{{kind="input",{who}}} '
                 f"{2.0 * PROMPT_TOKENS}") in text
         assert f"provider_router_proxy_streams_in_flight{{{who}}} 0.0" in text
+
+
+async def test_the_first_chunk_arrives_before_the_provider_has_finished(tmp_path: Path) -> None:
+    fake = FakeLLM("alpha", chunk_delay=0.3)
+    async with proxy_env(tmp_path, (fake, {})) as env:
+        client = sdk(env)
+        stream = await client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "hi"}], stream=True)
+        first = await stream.__anext__()
+        assert first.choices[0].delta.content == "Hello"
+        assert fake.finished == 0, "the stream was buffered until the provider finished"
+        rest = [chunk async for chunk in stream]
+        assert len(rest) == 5
+        await client.close()

@@ -48,6 +48,8 @@ class FakeLLM:
     """Seconds before a non-streamed answer."""
     endless_chunk: int = 64 << 10
     seen: list[Seen] = field(default_factory=list)
+    finished: int = 0
+    """Streams written to their end."""
     written: int = 0
     """Bytes of stream body written (for ``endless``)."""
     disconnected: asyncio.Event = field(default_factory=asyncio.Event)
@@ -142,6 +144,7 @@ class FakeLLM:
                 if self.chunk_delay:
                     await asyncio.sleep(self.chunk_delay)
             await response.write_eof()
+            self.finished += 1
         except (ConnectionResetError, ConnectionError, asyncio.CancelledError):
             self.disconnected.set()
             raise
