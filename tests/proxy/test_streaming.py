@@ -161,3 +161,21 @@ async def test_a_stream_ready_behind_a_slow_answer_is_released_when_the_client_l
         streams = env.router.proxy.metrics.streams  # type: ignore[union-attr]
         assert streams.labels("default", "main", "alpha")._value.get() == 0
         await asyncio.wait_for(fake.disconnected.wait(), 10)
+
+
+async def test_a_client_that_reads_nothing_for_the_idle_timeout_is_dropped(
+        tmp_path: Path) -> None:
+    fake = FakeLLM("alpha", behaviour="endless", endless_chunk=64 << 10)
+    async with proxy_env(tmp_path, (fake, {})) as env:
+        native = env.router.server._native
+        assert native is not None
+        native[1].idle_timeout = 1.0  # instead of 75 s
+        reader, writer = await open_stream(env, rcvbuf=16 << 10)
+        await asyncio.wait_for(reader.read(1024), 5)  # then nothing more
+        await asyncio.wait_for(fake.disconnected.wait(), 15)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while env.table.in_flight_leases() and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        assert env.table.in_flight_leases() == 0
+        writer.close()

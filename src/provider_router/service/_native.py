@@ -468,11 +468,19 @@ class HttpProtocol(asyncio.Protocol):
                     transport.write(b"".join((b"%x\r\n" % len(chunk), chunk, b"\r\n"))
                                     if chunked else chunk)
                 while not self._writable and self._transport is transport:
-                    # Back-pressure: pull nothing more until the transport has drained.
+                    # Back-pressure: pull nothing more until the transport has drained. A
+                    # client that reads nothing for the idle timeout is dropped, so that it
+                    # cannot hold a stream (and its upstream call) open for ever.
                     drained = self._drained
                     if drained is None:
                         drained = self._drained = self._loop.create_future()
-                    await drained
+                    try:
+                        await asyncio.wait_for(asyncio.shield(drained),
+                                               self._conns.idle_timeout)
+                    except TimeoutError:
+                        log.info("dropping a client that read nothing of its stream for "
+                                 "%g s", self._conns.idle_timeout)
+                        return False
                 if self._transport is not transport:
                     return False
             if chunked and not transport.is_closing():
