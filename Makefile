@@ -54,6 +54,8 @@ bench: $(VENV)/.installed testenv-build
 	$(PY) bench/cli_startup.py
 	$(PY) bench/shared_state.py
 	$(PY) bench/auth.py
+	$(PY) bench/upstream_client.py
+	$(PY) bench/proxy.py
 
 crds: $(VENV)/.installed
 	$(VENV)/bin/provider-router crds --out crds

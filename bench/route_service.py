@@ -230,9 +230,11 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
-def run_wrk(url: str, seconds: float, connections: int, cpu: int | None) -> Result:
+def run_wrk(url: str, seconds: float, connections: int, cpu: int | None,
+            script: str | None = None) -> Result:
+    """``script``: a wrk Lua script (``bench/proxy.py`` POSTs with one)."""
     command = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
-               "--timeout", "5s", url]
+               "--timeout", "5s", *(["-s", script] if script else []), url]
     done = subprocess.run(command, capture_output=True, text=True, check=True,
                           timeout=seconds + 30, preexec_fn=lambda: _pin(cpu))
     out = done.stdout

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from provider_router.client import RouterError
+    from provider_router.proxy import ProxyOptions
 
 from provider_router._defaults import (
     DEFAULT_HOST,
@@ -81,6 +82,8 @@ def _state_options(parser: argparse.ArgumentParser) -> None:
                         help="how often replicas exchange their totals; a limit can be "
                         "overshot by what each replica admits in one interval (default: "
                         "%(default)s)")
+
+
 def _auth_options(parser: argparse.ArgumentParser, modes: list[str], default: str) -> None:
     parser.add_argument("--auth", choices=modes, default=None,
                         help="who may use a policy: none (anybody), kubernetes (ServiceAccount "
@@ -90,6 +93,42 @@ def _auth_options(parser: argparse.ArgumentParser, modes: list[str], default: st
     parser.add_argument("--auth-audience", default=None, metavar="AUDIENCE",
                         help="the audience ServiceAccount tokens must be minted for "
                         "(default: provider-router)")
+
+
+def _proxy_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "proxy mode", "an OpenAI- and Anthropic-compatible endpoint on the route port: SDKs "
+        "point base_url at http://ROUTER/v1 (the default policy) or "
+        "http://ROUTER/proxy/NS/POLICY/v1")
+    group.add_argument("--proxy", action="store_true", help="serve proxy mode")
+    group.add_argument("--proxy-namespace", default="default", metavar="NS",
+                       help="namespace whose default policy serves /v1/... "
+                       "(default: %(default)s)")
+    group.add_argument("--proxy-connect-timeout", type=_positive, default=5.0,
+                       metavar="SECONDS", help="connecting to a provider (default: %(default)g)")
+    group.add_argument("--proxy-first-byte-timeout", type=_positive, default=120.0,
+                       metavar="SECONDS", help="a provider's answer (a non-streamed one whole, "
+                       "a stream's first event) (default: %(default)g)")
+    group.add_argument("--proxy-idle-timeout", type=_positive, default=60.0, metavar="SECONDS",
+                       help="silence between two chunks of a stream (default: %(default)g)")
+    group.add_argument("--proxy-deadline", type=_positive, default=180.0, metavar="SECONDS",
+                       help="all attempts of one call, failover included, until its answer "
+                       "starts (default: %(default)g)")
+    group.add_argument("--proxy-max-body-bytes", type=int, default=4 << 20, metavar="BYTES",
+                       help="largest proxied request body (default: %(default)d)")
+
+
+def _proxy_from(args: argparse.Namespace) -> ProxyOptions | None:
+    if not args.proxy:
+        return None
+    from provider_router.proxy import ProxyOptions
+
+    return ProxyOptions(namespace=args.proxy_namespace,
+                        connect_seconds=args.proxy_connect_timeout,
+                        first_byte_seconds=args.proxy_first_byte_timeout,
+                        idle_seconds=args.proxy_idle_timeout,
+                        deadline_seconds=args.proxy_deadline,
+                        max_body_bytes=args.proxy_max_body_bytes)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     _lease_ttl_option(serve)
     _state_options(serve)
     _auth_options(serve, ["none", "kubernetes", "keys"], "none")
+    _proxy_options(serve)
 
     demo = commands.add_parser("demo", help="mock providers plus a router: try it out",
                                description="Start local OpenAI-compatible mock providers and "
@@ -241,6 +281,7 @@ def _add_operator(commands: argparse._SubParsersAction[argparse.ArgumentParser])
                           "endpoints count the replicas; without --state-url each then "
                           "enforces its share of every limit, never the whole limit")
     _auth_options(operator, ["none", "kubernetes"], "kubernetes with the proxy, else none")
+    _proxy_options(operator)
     operator.add_argument("--leader-namespace", default=None,
                           help="namespace of the election Lease (default: $POD_NAMESPACE, "
                                "else the first watched namespace, else 'default')")
@@ -276,7 +317,8 @@ def _run_operator(args: argparse.Namespace) -> int:
 
     runtime = RuntimeSettings(host=DEFAULT_OPERATOR_HOST, port=args.route_port,
                               lease_ttl=args.lease_ttl, state_url=args.state_url,
-                              state_sync_ms=args.state_sync_ms).with_changes(
+                              state_sync_ms=args.state_sync_ms,
+                              proxy=_proxy_from(args)).with_changes(
         auth=args.auth, auth_audience=args.auth_audience)
     operator.run(namespaces=list(args.namespaces), all_namespaces=args.all_namespaces,
                  runtime=runtime, kubeconfig=args.kubeconfig,
@@ -298,7 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(args.manifests, args.host, args.port, watch=not args.no_watch,
                      lease_ttl=args.lease_ttl, state_url=args.state_url,
                      state_sync_ms=args.state_sync_ms, auth=args.auth,
-                     auth_audience=args.auth_audience)
+                     auth_audience=args.auth_audience, proxy=_proxy_from(args))
     if args.command == "demo":
         from provider_router.demo import demo
 

@@ -30,6 +30,7 @@ from provider_router._defaults import DEFAULT_PORT
 from provider_router.client import AsyncRouterClient, RouterError
 from provider_router.manifests import manifest_files
 from provider_router.mock_provider import MockProvider
+from provider_router.proxy import ProxyOptions
 from provider_router.standalone import Standalone, run_loop
 
 log = logging.getLogger("provider_router.demo")
@@ -154,6 +155,12 @@ def banner(router_url: str, mocks: list[MockProvider], manifests: Path) -> str:
             "Call a provider the way an OpenAI SDK would (base_url = the route's apiBase):",
             f"  curl -s {first.url}/v1/chat/completions -H 'content-type: application/json'"
             f" -d {shlex.quote(chat)}",
+            "Or let the router make the call (proxy mode: it holds the keys, fails over and "
+            "reports):",
+            f"  curl -s {router_url}/v1/chat/completions -H 'content-type: application/json'"
+            f" -d {shlex.quote(chat)}",
+            f"  (Python: OpenAI(base_url='{router_url}/v1', api_key='unused')"
+            ".chat.completions.create(...))",
             "",
             f"Failover: make {first.name} fail, watch traffic move, then bring it back:",
             f"  curl -s -X POST {first.url}/admin/fail",
@@ -169,14 +176,28 @@ def banner(router_url: str, mocks: list[MockProvider], manifests: Path) -> str:
 
 
 async def traffic(router_url: str, out: TextIO, interval: float = 2.0) -> None:
-    """One chat request through the router every ``interval`` seconds, reported with the
-    client's context manager, and one line printed per request."""
+    """One chat request every ``interval`` seconds, one line printed per request: in turn
+    routed by the route API and reported with the client's context manager, and proxied by
+    the router (which reports by itself)."""
     async with AsyncRouterClient(router_url) as router, httpx.AsyncClient(
             timeout=5.0, trust_env=False) as http:
+        proxied = False
         while True:
             await asyncio.sleep(interval)
-            line = await _one_request(router, http)
+            line = await (_one_proxied(router_url, http) if proxied
+                          else _one_request(router, http))
+            proxied = not proxied
             print(f"[traffic] {line}", file=out, flush=True)
+
+
+async def _one_proxied(router_url: str, http: httpx.AsyncClient) -> str:
+    try:
+        response = await http.post(f"{router_url}/v1/chat/completions", json={
+            "messages": [{"role": "user", "content": "Say hello."}]})
+    except httpx.HTTPError as error:
+        return f"proxy: {type(error).__name__}"
+    provider = response.headers.get("x-router-provider", "no provider").split("/")[-1]
+    return f"proxy -> {provider}: HTTP {response.status_code}"
 
 
 async def _one_request(router: AsyncRouterClient, http: httpx.AsyncClient) -> str:
@@ -223,7 +244,8 @@ async def run_demo(host: str = "127.0.0.1", port: int = DEFAULT_PORT, *,
         router: Standalone | None = None
         background: list[asyncio.Task[Any]] = []
         try:
-            router = Standalone(folder, host=host, port=port, probe_initial_delay=0.0)
+            router = Standalone(folder, host=host, port=port, probe_initial_delay=0.0,
+                                proxy=ProxyOptions())
             try:
                 await router.start()
             except OSError as error:
@@ -232,7 +254,8 @@ async def run_demo(host: str = "127.0.0.1", port: int = DEFAULT_PORT, *,
                 print(f"port {port} is busy ({error.strerror}); using a free port instead",
                       file=out, flush=True)
                 await router.prober.stop()
-                router = Standalone(folder, host=host, port=0, probe_initial_delay=0.0)
+                router = Standalone(folder, host=host, port=0, probe_initial_delay=0.0,
+                                    proxy=ProxyOptions())
                 await router.start()
             print(banner(router.url, mocks, folder), file=out, flush=True)
             if on_ready is not None:

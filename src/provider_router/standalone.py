@@ -47,6 +47,7 @@ from provider_router.manifests import (
     apply_manifests,
     load_manifests,
 )
+from provider_router.proxy import Proxy, ProxyOptions
 from provider_router.runtime import Runtime, RuntimeSettings
 from provider_router.service import Access, RouteService, Server, ServiceMetrics, tune_gc
 from provider_router.sharedstate import SharedState
@@ -65,16 +66,18 @@ class Standalone:
                  probe_concurrency: int | None = None,
                  probe_initial_delay: float | None = None, state_url: str | None = None,
                  state_sync_ms: int | None = None, auth: AuthMode | str | None = None,
-                 auth_audience: str | None = None) -> None:
+                 auth_audience: str | None = None,
+                 proxy: ProxyOptions | None = None) -> None:
         """``settings`` holds what both modes share; ``host``, ``port``, ``lease_ttl``, the
         probe knobs, the shared-state and the ``--auth`` ones, when given, override its
         fields (a shorthand for tests and embedding). ``access`` overrides ``auth`` with a
-        ready ``Access`` (tests tune the caches' lifetimes)."""
+        ready ``Access`` (tests tune the caches' lifetimes). ``proxy``: also serve proxy mode on
+        the route port, with these options."""
         self.path = Path(manifests)
         self.settings = (settings or RuntimeSettings()).with_changes(
             host=host, port=port, lease_ttl=lease_ttl, probe_concurrency=probe_concurrency,
             probe_initial_delay=probe_initial_delay, state_url=state_url,
-            state_sync_ms=state_sync_ms, auth=auth, auth_audience=auth_audience)
+            state_sync_ms=state_sync_ms, auth=auth, auth_audience=auth_audience, proxy=proxy)
         self.watch = watch
         self.debounce_ms = debounce_ms
         self.manifests = ManifestSet()
@@ -85,9 +88,10 @@ class Standalone:
         self.last_loaded_at: float | None = None
         self.runtime = Runtime(self.settings, credential_for=self._credential_for,
                                readiness=self._readiness, table=table)
-        self.auth = serve_auth_mode(self.settings.auth)
+        self.auth = serve_auth_mode(self.settings.auth, proxy=self.settings.proxy is not None)
         self.access = (access if access is not None
-                       else _access_for(self.auth, self.metrics, self.settings.auth_audience))
+                       else _access_for(self.auth, self.metrics, self.settings.auth_audience,
+                                        proxy=self.settings.proxy is not None))
         self.runtime.service.access = self.access
         self._lock = asyncio.Lock()
         self._stop_watching = asyncio.Event()
@@ -113,6 +117,11 @@ class Standalone:
     @property
     def prober(self) -> Prober:
         return self.runtime.prober
+
+    @property
+    def proxy(self) -> Proxy | None:
+        """Proxy mode, when served."""
+        return self.runtime.proxy
 
     @property
     def shared(self) -> SharedState | None:
@@ -265,9 +274,10 @@ class Standalone:
                     await asyncio.wait_for(self._stop_watching.wait(), timeout=1.0)
 
 
-def _access_for(mode: AuthMode, metrics: ServiceMetrics, audience: str | None) -> Access:
+def _access_for(mode: AuthMode, metrics: ServiceMetrics, audience: str | None,
+                proxy: bool) -> Access:
     """The ``Access`` of ``mode``; its counters join the route API's ``/metrics``."""
-    warn_if_open(mode, proxy=False)  # the proxy's wiring passes its own flag here
+    warn_if_open(mode, proxy=proxy)
     return access_for(mode, metrics.registry, audience=audience)
 
 
@@ -304,10 +314,11 @@ async def serve_until_signalled(manifests: str | os.PathLike[str], host: str = D
                                 state_url: str | None = None,
                                 state_sync_ms: int = DEFAULT_STATE_SYNC_MS,
                                 auth: str | None = None,
-                                auth_audience: str | None = None) -> int:
+                                auth_audience: str | None = None,
+                                proxy: ProxyOptions | None = None) -> int:
     """Serve until SIGTERM or SIGINT; returns the process exit code."""
     settings = RuntimeSettings(host=host, port=port, lease_ttl=lease_ttl, state_url=state_url,
-                               state_sync_ms=state_sync_ms).with_changes(
+                               state_sync_ms=state_sync_ms, proxy=proxy).with_changes(
         auth=auth, auth_audience=auth_audience)
     try:
         standalone = Standalone(manifests, settings, watch=watch)
@@ -350,9 +361,9 @@ def serve(manifests: str | os.PathLike[str], host: str = DEFAULT_HOST,
           port: int = DEFAULT_PORT, *, watch: bool = True,
           lease_ttl: float = DEFAULT_LEASE_TTL, state_url: str | None = None,
           state_sync_ms: int = DEFAULT_STATE_SYNC_MS, auth: str | None = None,
-          auth_audience: str | None = None) -> int:
+          auth_audience: str | None = None, proxy: ProxyOptions | None = None) -> int:
     """``provider-router serve``: blocking; returns the exit code."""
     return run_loop(serve_until_signalled(manifests, host, port, watch=watch,
                                           lease_ttl=lease_ttl, state_url=state_url,
                                           state_sync_ms=state_sync_ms, auth=auth,
-                                          auth_audience=auth_audience))
+                                          auth_audience=auth_audience, proxy=proxy))

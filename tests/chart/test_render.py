@@ -120,6 +120,15 @@ def test_lease_ttl_is_passed_only_when_set(helm: Path) -> None:
     assert args[args.index("--lease-ttl") + 1] == "900"
 
 
+def test_proxy_mode_is_off_unless_enabled(helm: Path) -> None:
+    assert "--proxy" not in render(helm).args
+    args = render(helm, {"proxy": {"enabled": True}}).args
+    assert "--proxy" in args
+    assert "--proxy-namespace" not in args
+    args = render(helm, {"proxy": {"enabled": True, "namespace": "team-a"}}).args
+    assert args[args.index("--proxy-namespace") + 1] == "team-a"
+
+
 def test_replicas(helm: Path) -> None:
     assert render(helm).deployment["spec"]["replicas"] == 1
     assert render(helm, VARIANTS["leader-election"]).deployment["spec"]["replicas"] == 2

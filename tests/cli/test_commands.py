@@ -17,6 +17,7 @@ import yaml
 
 from provider_router.cli import DEFAULT_LEASE_TTL, build_parser, main
 from provider_router.engine import DEFAULT_LEASE_TTL as ENGINE_LEASE_TTL
+from provider_router.proxy import ProxyOptions
 from provider_router.runtime import RuntimeSettings
 from standalone.router_harness import Env
 
@@ -123,6 +124,20 @@ def test_operator_passes_its_flags(monkeypatch: pytest.MonkeyPatch) -> None:
         {**common, "namespaces": [], "all_namespaces": False,
          "runtime": listen.with_changes(auth="kubernetes", auth_audience="llm"),
          "kubeconfig": None, "leader_namespace": "router-system"}]
+
+
+def test_proxy_flags_become_proxy_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[dict[str, Any]] = []
+    fake = types.ModuleType("provider_router.operator")
+    fake.run = lambda **kwargs: calls.append(kwargs)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "provider_router.operator", fake)
+    assert main(["operator", "-A", "--proxy", "--proxy-namespace", "team-a",
+                 "--proxy-idle-timeout", "7", "--proxy-max-body-bytes", "1000"]) == 0
+    options = calls[0]["runtime"].proxy
+    assert isinstance(options, ProxyOptions)
+    assert (options.namespace, options.idle_seconds, options.max_body_bytes) == (
+        "team-a", 7.0, 1000)
+    assert options.connect_seconds == ProxyOptions().connect_seconds
 
 
 def test_operator_missing_exits_2(monkeypatch: pytest.MonkeyPatch,

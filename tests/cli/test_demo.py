@@ -61,8 +61,8 @@ async def test_demo_in_process_curl_lines_work_and_failover_shows() -> None:
             # Every line of the "try it" part works exactly as printed.
             answers = [await run_curl(http, argv) for argv in lines
                        if "/admin/" not in " ".join(argv)]
-            assert len(answers) == 8
-            assert [a.status_code for a in answers] == [200] * 8, [a.text for a in answers]
+            assert len(answers) == 9
+            assert [a.status_code for a in answers] == [200] * 9, [a.text for a in answers]
             route = await run_curl(http, line_with("/v1/route?capability=chat"))
             assert route.json()["provider"]["name"] == mocks[0].name == "local-llama"
             report = await run_curl(http, line_with("/v1/report"))
@@ -71,6 +71,9 @@ async def test_demo_in_process_curl_lines_work_and_failover_shows() -> None:
             assert "provider_router_route_decisions" in metrics.text
             chat = await run_curl(http, line_with("/chat/completions"))
             assert chat.json()["usage"]["total_tokens"] > 0
+            proxied = await run_curl(http, line_with(f"{started[0][0].url}/v1/chat/"))
+            assert proxied.headers["x-router-provider"] == "default/local-llama"
+            assert proxied.json()["usage"]["total_tokens"] > 0
 
             # The failover lines: make the first mock fail, and the route moves.
             fail = line_with("/admin/fail")

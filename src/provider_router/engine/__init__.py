@@ -50,6 +50,7 @@ from provider_router.engine._state import (
     api_base_for,
 )
 from provider_router.engine._table import Clock, RoutingTable
+from provider_router.engine._wire import WIRE_ANTHROPIC, WIRE_OPENAI, wire_capability
 
 __all__ = [
     "DEFAULT_LEASE_TTL",
@@ -59,6 +60,8 @@ __all__ = [
     "SATURATED_ENTER",
     "SATURATED_LEAVE",
     "SATURATION_SAMPLES",
+    "WIRE_ANTHROPIC",
+    "WIRE_OPENAI",
     "Availability",
     "Block",
     "Candidate",
@@ -95,4 +98,5 @@ __all__ = [
     "normalise_models",
     "parse_rate_limit_headers",
     "reasons",
+    "wire_capability",
 ]

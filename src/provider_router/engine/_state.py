@@ -19,6 +19,7 @@ from provider_router.engine._circuit import CircuitBreaker
 from provider_router.engine._load import LiveLoad
 from provider_router.engine._reasons import Block
 from provider_router.engine._windows import SlidingWindow
+from provider_router.engine._wire import wire_capability
 
 RATE_WINDOW_SECONDS: Final = 60.0
 MAX_UNLEASED_REMEMBERED: Final = 10_000
@@ -88,7 +89,9 @@ class ProviderState:
         self.view = ProviderView(
             name=key[1], namespace=key[0], base_url=spec.base_url,
             api_base=api_base_for(spec.base_url), api_format=spec.api_format)
-        self.capabilities = capability_set(spec.capabilities)
+        # The wire format is a capability too, so that a proxied call can require it.
+        self.capabilities = capability_set([*spec.capabilities,
+                                            wire_capability(spec.api_format)])
         self.models = frozenset(spec.models)
         """Models it serves: the spec's list, else the ones it listed when probed."""
         self.discovered_models: tuple[str, ...] = ()

@@ -4,20 +4,20 @@
 each provider's interval, with one shared client and bounded concurrency. Its ``Scraper``
 reads the live load of providers with ``loadMetrics`` on (vLLM ``/metrics``, Ollama
 ``/api/ps``) the same way. ``probe_client()`` is the one HTTP client configuration for probes
-(no environment proxies, no redirects).
+(no environment proxies, no redirects). ``resolve_credential`` and ``auth_headers`` turn a
+provider's Secret into its request headers, for the probes and for proxied calls alike.
 """
 
-from provider_router.health._loops import ProviderLoops, Sleep
-from provider_router.health._probe import (
+from provider_router.health._credentials import (
+    ANTHROPIC_VERSION,
+    CredentialLookup,
     auth_headers,
-    models_in,
-    probe,
-    probe_client,
-    probe_url,
+    resolve_credential,
 )
+from provider_router.health._loops import ProviderLoops, Sleep
+from provider_router.health._probe import models_in, probe, probe_client, probe_url
 from provider_router.health._prober import (
     DEFAULT_CONCURRENCY,
-    CredentialLookup,
     Prober,
     ResultHook,
 )
@@ -31,6 +31,7 @@ from provider_router.health._scrape import (
 )
 
 __all__ = [
+    "ANTHROPIC_VERSION",
     "DEFAULT_CONCURRENCY",
     "CredentialLookup",
     "Prober",
@@ -47,5 +48,6 @@ __all__ = [
     "probe",
     "probe_client",
     "probe_url",
+    "resolve_credential",
     "scrape",
 ]

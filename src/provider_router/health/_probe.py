@@ -12,10 +12,10 @@ import time
 
 import httpx
 
-from provider_router.api import ApiFormat, LLMProviderSpec
+from provider_router.api import LLMProviderSpec
 from provider_router.engine import ProbeResult
+from provider_router.health._credentials import auth_headers
 
-ANTHROPIC_VERSION = "2023-06-01"
 USER_AGENT = "zoey-provider-router health-probe"
 
 
@@ -38,14 +38,6 @@ def probe_url(spec: LLMProviderSpec) -> str:
     if base.endswith("/v1") and (path == "/v1" or path.startswith("/v1/")):
         path = path[3:]
     return base + path
-
-
-def auth_headers(api_format: ApiFormat, credential: str | None) -> dict[str, str]:
-    if not credential:
-        return {}
-    if api_format is ApiFormat.ANTHROPIC:
-        return {"x-api-key": credential, "anthropic-version": ANTHROPIC_VERSION}
-    return {"Authorization": f"Bearer {credential}"}
 
 
 def models_in(body: object) -> tuple[str, ...] | None:

@@ -27,16 +27,14 @@ from types import TracebackType
 
 import httpx
 
-from provider_router.api import LLMProviderSpec, SecretKeyRef
+from provider_router.api import LLMProviderSpec
 from provider_router.engine import ProbeResult, ProviderKey, RoutingTable, UnknownProvider
+from provider_router.health._credentials import CredentialLookup, resolve_credential
 from provider_router.health._loops import ProviderLoops, Sleep, call_hook
 from provider_router.health._probe import probe, probe_client
 from provider_router.health._scrape import SampleHook, Scraper
 
 log = logging.getLogger(__name__)
-
-CredentialLookup = Callable[[str, SecretKeyRef], str | None]
-"""``credential_for(namespace, secret_ref)``: the secret value, or None if there is none."""
 
 ResultHook = Callable[[str, str, ProbeResult], Awaitable[None] | None]
 """``on_result(namespace, name, result)``, called after each probe has been recorded."""
@@ -172,15 +170,7 @@ class Prober:
 
     def _credential(self, namespace: str, name: str, spec: LLMProviderSpec) -> str | None:
         """The provider's credential, for its own probes and scrapes only."""
-        ref = spec.credentials_secret_ref
-        if ref is None or self._credential_for is None:
-            return None
-        try:
-            return self._credential_for(namespace, ref)
-        except Exception as error:
-            log.warning("provider %s/%s: cannot resolve its credential (%s)", namespace,
-                        name, type(error).__name__)
-            return None
+        return resolve_credential(self._credential_for, namespace, name, spec)
 
     async def _probe(self, namespace: str, name: str, spec: LLMProviderSpec) -> ProbeResult:
         credential = self._credential(namespace, name, spec)

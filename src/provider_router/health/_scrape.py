@@ -26,8 +26,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from provider_router.api import ApiFormat, LLMProviderSpec
 from provider_router.engine import LoadSample, ProviderKey, RoutingTable, UnknownProvider
+from provider_router.health._credentials import auth_headers
 from provider_router.health._loops import ProviderLoops, Sleep, call_hook
-from provider_router.health._probe import auth_headers
 
 log = logging.getLogger(__name__)
 

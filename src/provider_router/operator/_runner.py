@@ -96,13 +96,15 @@ class Operator:
         self.service = self.runtime.service
         self.server = self.runtime.server
         self.shared = self.runtime.shared
+        self.proxy = self.runtime.proxy
         self.peers = (ReplicaCount(self.api_client, options.leader_namespace,
                                    options.replicas_service)
                       if options.replicas_service else None)
         # ``--auth`` is read from the runtime settings both modes share; None: this mode's
         # default (``operator_auth_mode``).
-        self.auth = operator_auth_mode(runtime.auth)
-        warn_if_open(self.auth, proxy=False)  # the proxy's wiring passes its own flag here
+        proxied = runtime.proxy is not None
+        self.auth = operator_auth_mode(runtime.auth, proxy=proxied)
+        warn_if_open(self.auth, proxy=proxied)
         self.access = self._access()
         self.service.access = self.access
         self.stale_since: float | None = None

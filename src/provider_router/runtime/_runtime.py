@@ -15,6 +15,7 @@ from typing import Any
 from provider_router.api import SecretKeyRef
 from provider_router.engine import ProbeResult, RoutingTable
 from provider_router.health import Prober, SampleHook
+from provider_router.proxy import Proxy
 from provider_router.runtime._settings import RuntimeSettings
 from provider_router.service import Access, Readiness, RouteService, Server, ServiceMetrics
 from provider_router.sharedstate import SharedState
@@ -45,6 +46,12 @@ class Runtime:
         self.service = RouteService(self.table, readiness=self.readiness, metrics=self.metrics,
                                     access=access)
         self.server = Server(self.service, settings.host, settings.port)
+        self.proxy: Proxy | None = None
+        """Proxy mode, mounted on the route API (same port, access and metrics registry)."""
+        if settings.proxy is not None:
+            self.proxy = Proxy(self.service, credential_for=credential_for,
+                               options=settings.proxy)
+            self.proxy.mount()
         self._on_probe = on_probe
         self.prober = Prober(self.table, credential_for=credential_for, on_result=self._probed,
                              concurrency=settings.probe_concurrency,
@@ -83,6 +90,8 @@ class Runtime:
         if self.shared is not None:
             await self.shared.stop()
         await self.server.stop()
+        if self.proxy is not None:
+            await self.proxy.close()
         close = getattr(self.service.access, "aclose", None)
         if close is not None:  # an access that holds connections (reviews)
             await close()

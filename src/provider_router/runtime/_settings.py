@@ -15,6 +15,7 @@ from provider_router._defaults import (
     DEFAULT_STATE_PREFIX,
     DEFAULT_STATE_SYNC_MS,
 )
+from provider_router.proxy import ProxyOptions
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class RuntimeSettings:
     auth: str | None = None
     """``--auth``: none, kubernetes or keys; None lets the mode pick its default."""
     auth_audience: str = DEFAULT_AUDIENCE
+    proxy: ProxyOptions | None = None
+    """Serve proxy mode on the route port with these options (None: off)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

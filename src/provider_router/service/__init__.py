@@ -23,10 +23,13 @@ from provider_router.service._http import (
     Answer,
     Handler,
     Headers,
+    Reply,
     Request,
     Response,
+    Stream,
     error_response,
     json_response,
+    status_of,
 )
 from provider_router.service._metrics import CIRCUIT_VALUES, ServiceMetrics
 from provider_router.service._models import (
@@ -55,6 +58,7 @@ __all__ = [
     "PoliciesOut",
     "ProvidersOut",
     "Readiness",
+    "Reply",
     "ReportInput",
     "ReportOut",
     "Request",
@@ -64,6 +68,7 @@ __all__ = [
     "RouteService",
     "Server",
     "ServiceMetrics",
+    "Stream",
     "bind_socket",
     "create_app",
     "error_response",
@@ -73,6 +78,7 @@ __all__ = [
     "parse_route_body",
     "parse_route_query",
     "serve",
+    "status_of",
     "tune_gc",
     "unknown_policy",
 ]

@@ -18,7 +18,7 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import orjson
 from prometheus_client import generate_latest
@@ -39,10 +39,12 @@ from provider_router.service._http import (
     JSON,
     Answer,
     Handler,
+    Reply,
     Request,
     Response,
     error_response,
     json_response,
+    status_of,
 )
 from provider_router.service._metrics import ROUTED, ServiceMetrics
 from provider_router.service._models import ReportInput
@@ -69,6 +71,8 @@ Readiness = Callable[[], tuple[bool, dict[str, Any]]]
 METRICS_TYPE: Final = b"text/plain; version=0.0.4; charset=utf-8"
 MAX_BODY_BYTES: Final = 1 << 20
 
+_R = TypeVar("_R", Response, Reply)
+
 _INTERNAL: Final = ApiError(500, "internal_error", "the router failed to answer; see its log")
 
 
@@ -94,6 +98,8 @@ class RouteService:
         self._openapi = orjson.dumps(openapi_document())
         self._routes: dict[str, dict[str, Handler]] = {}
         self._prefixes: list[tuple[str, Handler]] = []
+        self._body_limits: list[tuple[bytes, bool, int]] = []
+        """``(path or prefix, is prefix, limit)`` for endpoints allowed larger bodies."""
         for path, method, handler in (
                 ("/v1/route", "GET", self._route_get), ("/v1/route", "POST", self._route_post),
                 ("/v1/report", "POST", self._report), ("/v1/providers", "GET", self._providers),
@@ -115,6 +121,21 @@ class RouteService:
             raise ValueError(f"a prefix ends with '/': {prefix!r}")
         self._prefixes.append((prefix, handler))
         self._prefixes.sort(key=lambda item: -len(item[0]))
+
+    def allow_body(self, path: str, limit: int, *, prefix: bool = False) -> None:
+        """Let requests to ``path`` (or every path under the prefix ``path``) carry bodies of
+        up to ``limit`` bytes instead of ``max_body_bytes`` (a proxied prompt is larger than
+        a route request)."""
+        self._body_limits.append((path.encode("latin-1"), prefix, limit))
+
+    def body_limit(self, target: bytes) -> int:
+        """The body limit for the raw request target ``target``. Servers ask only once a body
+        has outgrown ``max_body_bytes``, so the route API's requests never pay for it."""
+        path = target.split(b"?", 1)[0]
+        for allowed, prefix, limit in self._body_limits:
+            if path == allowed or (prefix and path.startswith(allowed)):
+                return max(limit, self.max_body_bytes)
+        return self.max_body_bytes
 
     def endpoints(self) -> dict[str, tuple[str, ...]]:
         """Every exact path served, with its methods (the OpenAPI test compares them)."""
@@ -156,7 +177,7 @@ class RouteService:
         return answer
 
     async def _settle(self, endpoint: str, request: Request,
-                      answer: Awaitable[Response]) -> Response:
+                      answer: Awaitable[Reply]) -> Reply:
         try:
             response = await answer
         except ApiError as error:
@@ -167,17 +188,19 @@ class RouteService:
             response = error_response(_INTERNAL)
         return self._count(endpoint, response)
 
-    def _count(self, endpoint: str, response: Response) -> Response:
-        key = (endpoint, response[0])
+    def _count(self, endpoint: str, response: _R) -> _R:
+        key = (endpoint, status_of(response))
         requests = self._requests
         requests[key] = requests.get(key, 0) + 1
         return response
 
-    def too_large(self) -> Response:
-        """The answer to a body over ``max_body_bytes``, for servers that stop reading it."""
+    def too_large(self, limit: int | None = None) -> Response:
+        """The answer to a body over its limit (``max_body_bytes`` unless given), for servers
+        that stop reading it."""
+        limit = self.max_body_bytes if limit is None else limit
         return self._count("other", error_response(ApiError(
-            413, "payload_too_large", f"the body is larger than {self.max_body_bytes} bytes",
-            {"field": "body", "limit": self.max_body_bytes})))
+            413, "payload_too_large", f"the body is larger than {limit} bytes",
+            {"field": "body", "limit": limit})))
 
     def reads_body(self, method: str) -> bool:
         return method not in ("GET", "HEAD")
@@ -194,7 +217,7 @@ class RouteService:
         return self._after_review(request, namespace, policy, then)
 
     async def _after_review(self, request: Request, namespace: str, policy: str,
-                            then: Callable[[], Answer]) -> Response:
+                            then: Callable[[], Answer]) -> Reply:
         await self.access.review(request, namespace, policy)
         answer = then()
         if inspect.isawaitable(answer):

@@ -5,12 +5,17 @@ one when it must wait on I/O (an access review, an upstream call). Synchronous a
 fast path: the native server writes them from its parser callback with no task and no await.
 Deferred answers keep their place in line, so pipelined requests are answered in order.
 
+A deferred answer may also resolve to a ``Stream``: a status and headers, then a body that
+arrives piece by piece (a proxied server-sent event stream). The server writes it with chunked
+transfer encoding as the chunks come, holds the iterator back while the client does not read,
+and closes the iterator (cancelling the upstream call behind it) when the client leaves.
+
 Header names are lower-cased once, by the server, so handlers look them up with plain keys.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
 
 import orjson
@@ -67,8 +72,32 @@ class Request:
         return f"Request({self.method} {self.path})"
 
 
-Answer = Response | Awaitable[Response]
+class Stream:
+    """A streamed answer. ``chunks`` is iterated by the server only as fast as the client
+    reads; the server closes it (``aclose``) when it stops early, so an async generator's
+    ``finally`` or ``async with`` blocks run and release what it holds."""
+
+    __slots__ = ("chunks", "content_type", "headers", "status")
+
+    def __init__(self, status: int, content_type: bytes, headers: Headers,
+                 chunks: AsyncIterator[bytes]) -> None:
+        self.status = status
+        self.content_type = content_type
+        self.headers = headers
+        self.chunks = chunks
+
+    def __repr__(self) -> str:
+        return f"Stream({self.status})"
+
+
+Reply = Response | Stream
+"""What a deferred answer resolves to."""
+Answer = Response | Awaitable[Reply]
 Handler = Callable[[Request], Answer]
+
+
+def status_of(reply: Reply) -> int:
+    return reply.status if isinstance(reply, Stream) else reply[0]
 
 
 def json_response(payload: Any, status: int = 200, headers: Headers = ()) -> Response:
@@ -79,5 +108,5 @@ def error_response(error: ApiError) -> Response:
     return error.status, JSON, error.body(), error.headers
 
 
-__all__ = ["JSON", "Answer", "Handler", "Headers", "Request", "Response", "error_response",
-           "json_response"]
+__all__ = ["JSON", "Answer", "Handler", "Headers", "Reply", "Request", "Response", "Stream",
+           "error_response", "json_response", "status_of"]

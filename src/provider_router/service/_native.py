@@ -9,6 +9,13 @@ that must wait returns an awaitable; it runs as a task, and answers owed behind 
 line, so pipelined requests are always answered in request order. A client that leaves
 cancels the work done for it.
 
+Streamed answers (``Stream``: a proxied server-sent event stream) are written with chunked
+transfer encoding by a task that pulls the next chunk only while the transport takes more
+(``pause_writing`` / ``resume_writing`` gate it), so a client that reads slowly holds the
+upstream back instead of growing a buffer here; a client that leaves cancels the task, which
+closes the stream's iterator and with it the upstream call. Answers pipelined behind a stream
+wait for its end.
+
 What it still does that a server must: keep-alive per HTTP/1.0 and 1.1 rules, ``Expect:
 100-continue``, limits on header count and size (431) and body size (413), 400 for malformed
 requests and upgrades, back-pressure (stop reading while the peer does not read, or while too
@@ -29,7 +36,7 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import Final, cast
@@ -39,7 +46,7 @@ import httptools
 
 from provider_router.service._app import RouteService
 from provider_router.service._errors import ApiError
-from provider_router.service._http import Answer, Request, Response
+from provider_router.service._http import Answer, Reply, Request, Response, Stream
 
 log = logging.getLogger(__name__)
 
@@ -116,22 +123,28 @@ class ConnectionSet:
 
 
 class _Slot:
-    """An answer that must wait for its turn: a deferred one, or one behind a deferred one."""
+    """An answer that must wait for its turn: a deferred one, or one behind a deferred one.
+    While a stream is written, ``task`` is the task writing it and ``streaming`` is set."""
 
-    __slots__ = ("head_only", "keep", "response", "task")
+    __slots__ = ("chunked", "head_only", "keep", "ready", "response", "streaming", "task")
 
-    def __init__(self, keep: bool, head_only: bool) -> None:
+    def __init__(self, keep: bool, head_only: bool, chunked: bool = True) -> None:
         self.keep = keep
         self.head_only = head_only
+        self.chunked = chunked
+        self.streaming = False
         self.response: Response | None = None
-        self.task: asyncio.Task[Response] | None = None
+        self.ready: Reply | None = None
+        """A deferred answer, once its task has it (before the task is done)."""
+        self.task: asyncio.Task[Reply] | asyncio.Task[bool] | None = None
 
 
 class HttpProtocol(asyncio.Protocol):
-    __slots__ = ("_body", "_body_size", "_busy", "_close_after", "_conns", "_expect",
-                 "_head_raw", "_head_size", "_header_count", "_headers", "_idle", "_in_head",
-                 "_last_data", "_linger", "_loop", "_parser", "_paused", "_pending",
-                 "_refused", "_service", "_slow", "_transport", "_url")
+    __slots__ = ("_body", "_body_size", "_busy", "_close_after", "_conns", "_drained",
+                 "_expect", "_head_raw", "_head_size", "_header_count", "_headers", "_idle",
+                 "_in_head", "_last_data", "_linger", "_loop", "_parser", "_paused",
+                 "_pending", "_refused", "_service", "_slow", "_transport", "_url",
+                 "_writable")
 
     def __init__(self, service: RouteService, conns: ConnectionSet) -> None:
         self._service = service
@@ -157,6 +170,9 @@ class HttpProtocol(asyncio.Protocol):
         self._paused = False
         self._pending: collections.deque[_Slot] = collections.deque()
         self._slow: asyncio.TimerHandle | None = None
+        self._writable = True
+        """False between ``pause_writing`` and ``resume_writing``: streams wait."""
+        self._drained: asyncio.Future[None] | None = None
 
     # -- transport events ---------------------------------------------------------------------
 
@@ -180,14 +196,22 @@ class HttpProtocol(asyncio.Protocol):
         self._idle = self._linger = None
         self._cancel_slow()
         self._transport = None
+        self._wake_writers()
         # The parser holds this protocol (its callbacks) and the protocol the parser: break
         # the cycle, or a closed connection and its half-read head wait for a full GC.
         self._parser = None
         self._body = []
         pending, self._pending = self._pending, collections.deque()
         for slot in pending:
-            if slot.task is not None:
-                slot.task.cancel()  # the client left: stop the work done for it
+            task = slot.task
+            if task is None:
+                continue
+            if not task.done():
+                task.cancel()  # the client left: stop the work done for it
+            elif not slot.streaming and not task.cancelled() and task.exception() is None:
+                reply = task.result()
+                if isinstance(reply, Stream):  # ready, never started: release what it holds
+                    self._loop.create_task(_close_quietly(reply.chunks))
 
     def data_received(self, data: bytes) -> None:
         # One timestamp per read instead of re-arming a timer per request: the idle timer
@@ -232,13 +256,22 @@ class HttpProtocol(asyncio.Protocol):
             self._fail(400, "malformed_request", "the request is not valid HTTP/1.1")
 
     def pause_writing(self) -> None:
-        # The peer is not reading its answers: stop reading its requests until it does.
+        # The peer is not reading its answers: stop reading its requests, and stop pulling
+        # stream chunks, until it does.
+        self._writable = False
         if self._transport is not None:
             self._transport.pause_reading()
 
     def resume_writing(self) -> None:
+        self._writable = True
+        self._wake_writers()
         if self._transport is not None and not self._paused:
             self._transport.resume_reading()
+
+    def _wake_writers(self) -> None:
+        drained, self._drained = self._drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
 
     def eof_received(self) -> bool | None:
         # The peer closed its side. A client that half-closes and still waits for answers is
@@ -278,11 +311,13 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
-        if self._body_size > self._service.max_body_bytes:
+        service = self._service
+        if (self._body_size > service.max_body_bytes
+                and self._body_size > (limit := service.body_limit(self._url))):
             # Answer now and close: the rest of a refused body is not worth reading.
             self._body = []
             self._refused = True
-            self._fail_with(self._service.too_large())
+            self._fail_with(service.too_large(limit))
             raise ValueError("body too large")  # stops the parser (HttpParserCallbackError)
         self._body.append(body)
 
@@ -325,9 +360,10 @@ class HttpProtocol(asyncio.Protocol):
             slot = _Slot(keep, head_only)
             slot.response = answer
         else:
-            slot = _Slot(keep, head_only)
-            coro = answer if asyncio.iscoroutine(answer) else _settled(answer)
-            task: asyncio.Task[Response] = self._loop.create_task(coro)
+            # HTTP/1.0 knows no chunked encoding: a stream is sent raw, then the connection
+            # closes.
+            slot = _Slot(keep, head_only, parser is None or parser.get_http_version() != "1.0")
+            task: asyncio.Task[Reply] = self._loop.create_task(self._deliver(slot, answer))
             slot.task = task
             task.add_done_callback(self._on_done)
         self._pending.append(slot)
@@ -335,21 +371,48 @@ class HttpProtocol(asyncio.Protocol):
             self._paused = True  # enough answers owed: read no more requests until written
             self._transport.pause_reading()
 
-    def _on_done(self, task: asyncio.Task[Response]) -> None:
+    async def _deliver(self, slot: _Slot, answer: Awaitable[Reply]) -> Reply:
+        reply = await answer
+        # Written from this task as soon as it is ready, rather than from the done callback
+        # one loop iteration later; the callback still handles failures and cancellation.
+        slot.ready = reply
+        if self._pending and self._pending[0] is slot:
+            self._on_done(None)
+        return reply
+
+    def _on_done(self, task: asyncio.Task[Reply] | asyncio.Task[bool] | None) -> None:
         pending = self._pending
         while pending:
             slot = pending[0]
             if slot.task is not None:
-                if not slot.task.done():
+                if not slot.task.done() and (slot.streaming or slot.ready is None):
                     return
-                if slot.task.cancelled():
+                if slot.streaming:  # a stream was written (or given up): its turn is over
+                    pending.popleft()
+                    clean = not slot.task.cancelled() and slot.task.exception() is None \
+                        and slot.task.result() is True
+                    if not (clean and slot.keep and slot.chunked) or self._conns.stopping:
+                        self._close_streamed(clean)
+                        return
+                    continue
+                if slot.ready is not None:
+                    if isinstance(slot.ready, Stream):
+                        self._start_stream(slot, slot.ready)
+                        return
+                    response = slot.ready
+                elif slot.task.cancelled():
                     response = _error(503, "cancelled", "the answer was cancelled")
                 elif slot.task.exception() is not None:
                     log.error("a deferred answer failed", exc_info=slot.task.exception())
                     response = _error(500, "internal_error", "the router failed to answer; "
                                       "see its log")
                 else:
-                    response = slot.task.result()
+                    reply = slot.task.result()
+                    if isinstance(reply, Stream):
+                        self._start_stream(slot, reply)
+                        return
+                    assert isinstance(reply, tuple)
+                    response = reply
             else:
                 assert slot.response is not None
                 response = slot.response
@@ -360,6 +423,85 @@ class HttpProtocol(asyncio.Protocol):
         if self._paused and self._transport is not None:
             self._paused = False
             self._transport.resume_reading()
+
+    # -- streams ------------------------------------------------------------------------------
+
+    def _start_stream(self, slot: _Slot, stream: Stream) -> None:
+        """Write ``stream``'s head, then hand its body to a task; ``slot`` stays first in
+        line until that task ends."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            self._loop.create_task(_close_quietly(stream.chunks))
+            return
+        keep = slot.keep and slot.chunked and not self._close_after and not self._conns.stopping
+        head = [_STATUS_LINES.get(stream.status) or f"HTTP/1.1 {stream.status} Unknown\r\n"
+                .encode(), b"content-type: ", stream.content_type, b"\r\n",
+                self._conns.clock.date_line()]
+        if slot.chunked:
+            head.append(b"transfer-encoding: chunked\r\n")
+        for name, value in stream.headers:
+            head += (name, b": ", value, b"\r\n")
+        if not keep:
+            head.append(b"connection: close\r\n")
+        head.append(b"\r\n")
+        transport.write(b"".join(head))
+        slot.keep = keep
+        slot.streaming = True
+        task = self._loop.create_task(self._pump(transport, stream.chunks, slot.chunked,
+                                                 slot.head_only))
+        slot.task = task
+        task.add_done_callback(self._on_done)
+
+    async def _pump(self, transport: asyncio.Transport, chunks: AsyncIterator[bytes],
+                    chunked: bool, head_only: bool) -> bool:
+        """Write ``chunks`` as they come, waiting while the client does not read. True when
+        the stream ended and its last chunk was written."""
+        try:
+            if head_only:
+                return True
+            async for chunk in chunks:
+                if transport.is_closing():
+                    return False
+                if chunk:
+                    transport.write(b"".join((b"%x\r\n" % len(chunk), chunk, b"\r\n"))
+                                    if chunked else chunk)
+                while not self._writable and self._transport is transport:
+                    # Back-pressure: pull nothing more until the transport has drained. A
+                    # client that reads nothing for the idle timeout is dropped, so that it
+                    # cannot hold a stream (and its upstream call) open for ever.
+                    drained = self._drained
+                    if drained is None:
+                        drained = self._drained = self._loop.create_future()
+                    try:
+                        await asyncio.wait_for(asyncio.shield(drained),
+                                               self._conns.idle_timeout)
+                    except TimeoutError:
+                        log.info("dropping a client that read nothing of its stream for "
+                                 "%g s", self._conns.idle_timeout)
+                        return False
+                if self._transport is not transport:
+                    return False
+            if chunked and not transport.is_closing():
+                transport.write(b"0\r\n\r\n")
+            return True
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("a streamed answer failed after its head was sent")
+            return False
+        finally:
+            await _close_quietly(chunks)
+
+    def _close_streamed(self, clean: bool) -> None:
+        """End the connection after a stream: after its last chunk when it ended well, at
+        once when it broke off (so that the client sees a truncated answer, not a short one)."""
+        transport = self._transport
+        if transport is None:
+            return
+        if clean:
+            transport.close()
+        else:
+            transport.abort()
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -456,8 +598,13 @@ class HttpProtocol(asyncio.Protocol):
             self._transport.abort()
 
 
-async def _settled(answer: Awaitable[Response]) -> Response:
-    return await answer
+async def _close_quietly(chunks: AsyncIterator[bytes]) -> None:
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception:
+            log.exception("closing a streamed answer failed")
 
 
 def _error(status: int, code: str, message: str) -> Response:
