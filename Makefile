@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 .PHONY: run test unit integration lint bench crds clean
 
 include tests/testenv/testenv.mk
+include tests/node/node.mk
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
