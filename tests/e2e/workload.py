@@ -1,0 +1,63 @@
+"""A workload Pod's program (run as ``python -c`` in the product image): route, then call.
+
+Why in a Pod: the point is what an in-cluster service sees, so this runs where one does,
+behind the node's pod network, and asks the router over its ClusterIP Service. Each attempt
+asks ``GET /v1/route`` and then POSTs a chat completion to the chosen provider's ``apiBase``,
+and prints one JSON line: ``{"t": unix time, "ok": bool, "provider": ..., "error": ...}``.
+
+Environment: ROUTER (http://ip:port), POLICY, NAMESPACE, DURATION (seconds; 0 = one successful
+attempt, retried until TIMEOUT), INTERVAL (seconds between attempts), TIMEOUT (per call).
+Standard library only; every call has a timeout and the whole run is bounded.
+"""
+
+import json
+import os
+import time
+import urllib.parse
+import urllib.request
+
+ROUTER = os.environ["ROUTER"]
+POLICY = os.environ.get("POLICY", "")
+NAMESPACE = os.environ.get("NAMESPACE", "")
+DURATION = float(os.environ.get("DURATION", "0"))
+INTERVAL = float(os.environ.get("INTERVAL", "0.2"))
+TIMEOUT = float(os.environ.get("TIMEOUT", "2"))
+GIVE_UP = float(os.environ.get("GIVE_UP", "120"))
+
+
+def attempt() -> dict[str, object]:
+    query = urllib.parse.urlencode({"policy": POLICY, "namespace": NAMESPACE})
+    started = time.time()
+    try:
+        with urllib.request.urlopen(f"{ROUTER}/v1/route?{query}", timeout=TIMEOUT) as response:
+            route = json.load(response)
+        provider = route["provider"]
+        body = json.dumps({"model": provider.get("model") or "mock-model",
+                           "messages": [{"role": "user", "content": "hello"}]}).encode()
+        request = urllib.request.Request(
+            provider["apiBase"].rstrip("/") + "/chat/completions", data=body,
+            headers={"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            answer = json.load(response)
+        return {"t": started, "ok": True, "provider": provider["name"],
+                "apiBase": provider["apiBase"],
+                "content": answer["choices"][0]["message"]["content"]}
+    except Exception as err:  # every failure is data for the test
+        return {"t": started, "ok": False, "error": f"{type(err).__name__}: {err}"[:300]}
+
+
+def main() -> None:
+    begin = time.time()
+    while True:
+        result = attempt()
+        print(json.dumps(result), flush=True)
+        elapsed = time.time() - begin
+        if DURATION <= 0 and (result["ok"] or elapsed > GIVE_UP):
+            break
+        if DURATION > 0 and elapsed >= DURATION:
+            break
+        time.sleep(INTERVAL)
+    print(json.dumps({"done": True, "t": time.time()}), flush=True)
+
+
+main()
