@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ import pytest
 from e2e._cluster import (
     CHART,
     DEPLOYMENT,
+    MOCK_PORT,
     RELEASE,
     RELEASE_NAMESPACE,
     REPO,
@@ -185,9 +187,13 @@ def _lease_holder(cluster: Cluster) -> str:
     return str(lease["spec"].get("holderIdentity") or "")
 
 
-def _last_probe(cluster: Cluster, namespace: str) -> str:
-    provider = cluster.get("llmprovider", "mock", "-n", namespace)
-    return str((provider.get("status") or {}).get("lastProbeTime") or "")
+def _mock_admin(cluster: Cluster, namespace: str, action: str) -> None:
+    """POST /admin/fail or /admin/recover on the mock provider Pod (on the node's bridge)."""
+    pod_ip = cluster.get("pod", "mock-provider", "-n", namespace)["status"]["podIP"]
+    request = urllib.request.Request(f"http://{pod_ip}:{MOCK_PORT}/admin/{action}", data=b"",
+                                     method="POST")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 200
 
 
 def _helm_upgrade(cluster: Cluster, *sets: str) -> None:
@@ -204,19 +210,24 @@ def test_drill_two_replicas_kill_the_leader(release: Cluster, client_namespace: 
     holder = wait_for("a leader among the two pods", lambda: next(
         (n for n in names if _lease_holder(release).startswith(n)), None), 60)
     survivor = (names - {holder}).pop()
-    probe_before = _last_probe(release, client_namespace)
     killed = time.monotonic()
     release.kubectl("delete", "pod", holder, "-n", RELEASE_NAMESPACE, "--grace-period=0",
                     "--force")
     wait_for(f"the lease to move to {survivor}",
              lambda: _lease_holder(release).startswith(survivor), 90)
     took_lease = time.monotonic() - killed
-    wait_for("the survivor to write status", lambda: _last_probe(release, client_namespace)
-             not in ("", probe_before), 60)
-    wrote = time.monotonic() - killed
-    assert condition(release, "llmprovider", "mock", client_namespace, "Ready") == "True"
+    # Status is written only on change: make one, which only the new leader can write.
+    _mock_admin(release, client_namespace, "fail")
+    try:
+        wait_for("the survivor to write Healthy=False", lambda: condition(
+            release, "llmprovider", "mock", client_namespace, "Healthy") == "False", 60)
+        wrote = time.monotonic() - killed
+    finally:
+        _mock_admin(release, client_namespace, "recover")
+    wait_for("the survivor to write Ready=True again", lambda: condition(
+        release, "llmprovider", "mock", client_namespace, "Ready") == "True", 60)
     figure("drill: kill the leader -> survivor holds the lease / writes status",
-           f"{took_lease:.1f}s / {wrote:.1f}s")
+           f"{took_lease:.1f}s / {wrote:.1f}s after the kill")
     release.wait_available(2, timeout=180)
 
 
