@@ -70,6 +70,9 @@ def cluster() -> Iterator[Cluster]:
         yield Cluster(node=node, helm=helm_path())
     finally:
         node.stop()
+        if node.owned:
+            left = module.leftovers(node.record)
+            assert not left, f"the node's teardown left {left}"
 
 
 @pytest.fixture(scope="session")

@@ -645,8 +645,16 @@ def _stop_proc(record: dict[str, Any], name: str, grace: float = 10) -> None:
         return
     binary, arg, pid = entry
     st = starter()
-    if st.is_ours(pid, binary, arg):
+    if st.is_ours(pid, binary, arg) or _runs_in(pid, record["dir"]):
         st.terminate(pid, grace)
+
+
+def _runs_in(pid: int, directory: str) -> bool:
+    """True if pid's command line names our state dir (all our processes' configs live there)."""
+    try:
+        return directory.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def teardown(record: dict[str, Any], log: Log = _print) -> None:
@@ -695,11 +703,46 @@ def teardown(record: dict[str, Any], log: Log = _print) -> None:
     current = load()
     if current is not None and current.get("dir") == record["dir"]:
         RECORD.unlink(missing_ok=True)
+    left = leftovers(record)
+    if left:
+        log(f"teardown left behind: {'; '.join(left)}")
     if KUBECONFIG_COPY.exists() and record.get("kubeconfig"):
         with contextlib.suppress(OSError):
             if KUBECONFIG_COPY.read_bytes() == Path(record["kubeconfig"]).read_bytes():
                 KUBECONFIG_COPY.unlink()
     log(f"node torn down in {time.monotonic() - started:.1f}s")
+
+
+def leftovers(record: dict[str, Any]) -> list[str]:
+    """What a teardown of `record` should have removed but is still there (empty: clean)."""
+    left = []
+    if record.get("bridge") and Path(f"/sys/class/net/{record['bridge']}").exists():
+        left.append(f"bridge {record['bridge']}")
+    if record.get("route") and sh("ip", "route", "show", record["route"],
+                                  check=False).stdout.strip():
+        left.append(f"route {record['route']}")
+    before = record.get("chains_before", {})
+    for key, chains in iptables_chains().items():
+        new = [c for c in chains if c not in before.get(key, [])]
+        if new:
+            left.append(f"{key} chains {new[:5]}")
+    new_netns = [n for n in cni_netns() if n not in record.get("netns_before", [])]
+    if new_netns:
+        left.append(f"netns {new_netns}")
+    new_cgroups = [c for c in cgroup_dirs() if c not in record.get("cgroups_before", [])]
+    if new_cgroups:
+        left.append(f"cgroups {new_cgroups[:3]}")
+    changed = [n for n, v in record.get("sysctls", {}).items()
+               if v is not None and read_sysctl(n) != v]
+    if changed:
+        left.append(f"sysctls {changed}")
+    if Path(record["dir"]).exists():
+        left.append(f"dir {record['dir']}")
+    procs = [f"{name} {pid}" for name, (binary, arg, pid) in record.get("procs", {}).items()
+             if starter().is_ours(pid, binary, arg) or _runs_in(pid, record["dir"])]
+    if procs:
+        left.append(f"processes {procs}")
+    return left
 
 
 def _delete_pods(record: dict[str, Any]) -> None:
