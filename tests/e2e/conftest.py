@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,6 +43,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "node: needs a real kubelet node (tests/node, root)")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Real-node tests run last: the session-scoped node then stops right after them, and its
+    kubelet and containerd never load the machine during the rest of the suite."""
+    node_tests = [item for item in items if item.get_closest_marker("node") is not None]
+    if node_tests:
+        others = [item for item in items if item.get_closest_marker("node") is None]
+        items[:] = others + node_tests
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if FIGURES:
         terminalreporter.section("real-node figures")
@@ -63,10 +73,10 @@ def cluster() -> Iterator[Cluster]:
     try:
         figure("node start (control plane + kubelet, image imported)",
                f"{time.monotonic() - started:.1f}s" + ("" if node.owned else " (reused)"))
-        archive = module.image_module().archive_path()
+        archive = Path(node.record.get("image_archive") or module.image_module().archive_path())
         if archive.exists():
-            figure("image archive size", f"{archive.stat().st_size / 1e6:.0f} MB "
-                   "(uncompressed layers)")
+            figure("image size", f"{archive.stat().st_size / 1e6:.0f} MB (docker-archive, "
+                   "uncompressed layers)")
         yield Cluster(node=node, helm=helm_path())
     finally:
         node.stop()

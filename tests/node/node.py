@@ -226,7 +226,9 @@ class Node:
                               timeout=timeout, check=False)
 
     def stop(self, log: Log = _print) -> None:
-        if self.owned:
+        """Tear down a node this process started (once; a reused one is left running)."""
+        if self.owned and not self.record.get("stopped"):
+            self.record["stopped"] = True
             teardown(self.record, log)
 
 
@@ -304,6 +306,7 @@ def start(detach: bool = False, log: Log = _print, timeout: float = 180) -> Node
             "netns_before": cni_netns(),
             "cgroups_before": cgroup_dirs(),
             "ready": False,
+            "image_archive": str(archive),
         }
         save(record)
         try:
@@ -349,6 +352,7 @@ def _bring_up(record: dict[str, Any], binary: Path, archive: Path, detach: bool,
                   ca_file=str(plane.ca_file), plane_pids=plane.pids)
     save(record)
     kubeconfig = str(plane.kubeconfig)
+    log("kube-scheduler, kube-proxy, kubelet ...")
     _spawn(record, "kube-scheduler", str(binary), "kube-scheduler",
            [f"--kubeconfig={kubeconfig}", "--leader-elect=false", "--secure-port=0",
             "--profiling=false"], detach)
@@ -364,6 +368,7 @@ def _bring_up(record: dict[str, Any], binary: Path, archive: Path, detach: bool,
            [f"--config={root / 'kubelet.yaml'}", f"--kubeconfig={kubeconfig}",
             f"--root-dir={root / 'kubelet'}", f"--hostname-override={NODE_NAME}",
             f"--node-ip={NODE_IP}", "--v=1"], detach)
+    log(f"waiting for node {NODE_NAME} Ready, kube-proxy synced, the default ServiceAccount")
     _wait(record, "node Ready", deadline,
           lambda: _node_ready(_get(record, f"/api/v1/nodes/{NODE_NAME}")))
     _wait(record, "kube-proxy synced", deadline,
