@@ -250,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "path":
         print(archive_path())
         return 0
+    if os.geteuid() != 0:
+        log(f"building the image needs root (mmdebstrap, buildah); running as uid {os.geteuid()}")
+        return 1
     try:
         print(build(force=args.force))
     except (ImageError, subprocess.TimeoutExpired) as err:

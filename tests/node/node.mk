@@ -7,7 +7,7 @@
 
 NODE_PY = $(if $(wildcard $(PY)),$(PY),python3)
 
-.PHONY: node-deps image node node-stop
+.PHONY: node-deps image node node-stop node-preflight
 
 node-deps:
 	bash tests/tools/install-node-deps.sh
@@ -15,8 +15,12 @@ node-deps:
 image: node-deps
 	$(NODE_PY) tests/node/image.py build
 
-node: .venv/.installed node-deps image testenv-build
+# preflight first: without root, one line and nothing is built or started.
+node: node-preflight .venv/.installed node-deps image testenv-build
 	$(PY) tests/node/node.py start
+
+node-preflight:
+	@$(NODE_PY) tests/node/node.py preflight
 
 node-stop:
 	$(NODE_PY) tests/node/node.py stop

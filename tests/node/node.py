@@ -878,6 +878,14 @@ def _cmd_start(_: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_preflight(_: argparse.Namespace) -> int:
+    """Root or not, in one line, before `make node` builds anything."""
+    if os.geteuid() != 0:
+        _print(f"a real node needs root (running as uid {os.geteuid()}); not starting")
+        return 1
+    return 0
+
+
 def _cmd_stop(_: argparse.Namespace) -> int:
     record = load()
     if record is None:
@@ -902,6 +910,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("start", help="start and leave running").set_defaults(func=_cmd_start)
     commands.add_parser("stop", help="stop and remove everything").set_defaults(func=_cmd_stop)
+    commands.add_parser("preflight", help="exit 1 with one line unless root").set_defaults(
+        func=_cmd_preflight)
     commands.add_parser("status", help="exit 0 if the node is Ready").set_defaults(
         func=_cmd_status)
     args = parser.parse_args(argv)

@@ -45,3 +45,17 @@ def test_status_without_a_node_says_not_running() -> None:
     result = _as_unprivileged(str(NODE_PY), "status")
     assert result.returncode == 1
     assert result.stdout.strip() == "not running"
+
+
+def test_preflight_without_root_is_one_line() -> None:
+    result = _as_unprivileged(str(NODE_PY), "preflight")
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "needs root" in result.stderr
+
+
+def test_image_build_without_root_is_one_line() -> None:
+    result = _as_unprivileged(str(NODE_PY.with_name("image.py")), "build")
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "needs root" in result.stderr
