@@ -13,6 +13,7 @@ Standard library only; every call has a timeout and the whole run is bounded.
 import json
 import os
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -42,6 +43,9 @@ def attempt() -> dict[str, object]:
         return {"t": started, "ok": True, "provider": provider["name"],
                 "apiBase": provider["apiBase"],
                 "content": answer["choices"][0]["message"]["content"]}
+    except urllib.error.HTTPError as err:  # the router's JSON error says why
+        detail = err.read().decode(errors="replace")
+        return {"t": started, "ok": False, "error": f"HTTP {err.code}: {detail}"[:400]}
     except Exception as err:  # every failure is data for the test
         return {"t": started, "ok": False, "error": f"{type(err).__name__}: {err}"[:300]}
 
