@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
 import urllib.request
 from typing import Any
 
@@ -258,3 +259,38 @@ def test_drill_network_policy_on(release: Cluster, client_namespace: str) -> Non
     run = run_workload(release, client_namespace, duration=0, timeout=120)
     assert any(line["ok"] for line in run.attempts), run.lines
     figure("drill: NetworkPolicy on -> client still routes", "yes")
+
+
+def test_operator_keeps_answering_routes_while_it_shuts_down(
+        release: Cluster, client_namespace: str) -> None:
+    """After SIGTERM the Pod is still an endpoint until kube-proxy hears it is terminating
+    (about a second, more under load); every route it answers meanwhile must be a good one.
+    Asked directly at the Pod IP from the node, so no Service is in between."""
+    pod = _operator_pod(release)
+    pod_ip = release.get("pod", pod, "-n", RELEASE_NAMESPACE)["status"]["podIP"]
+    url = (f"http://{pod_ip}:8080/v1/route?policy=mock-policy&namespace={client_namespace}")
+    answers: list[tuple[float, str]] = []
+    sent = None
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        if sent is None and len(answers) >= 10:
+            _exec(release, pod, "sh", "-c", "kill -TERM 1")
+            sent = time.monotonic()
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                answers.append((time.monotonic(), str(response.status)))
+        except urllib.error.HTTPError as err:
+            answers.append((time.monotonic(), f"{err.code} {err.read().decode()[:200]}"))
+        except OSError as err:  # refused / reset once it stopped listening: fine
+            answers.append((time.monotonic(), f"down {type(err).__name__}"))
+            if sent is not None:
+                break
+        time.sleep(0.05)
+    assert sent is not None
+    after = [a for t, a in answers if t >= sent]
+    bad = [a for a in after if not (a == "200" or a.startswith("down"))]
+    figure("SIGTERM -> routes answered while shutting down",
+           f"{sum(a == '200' for a in after)} ok, {len(bad)} bad, then "
+           f"{'closed' if after and after[-1].startswith('down') else 'still open'}")
+    release.wait_available(len(release.operator_pods()), timeout=120)
+    assert not bad, bad[:5]
