@@ -162,6 +162,7 @@ def test_workload_routes_over_the_service_and_calls_the_provider(
     mock_url = release.service_url("mock-provider", client_namespace)
     assert first["apiBase"].rstrip("/") == mock_url + "/v1"
     assert "Hello from mock" in first["content"]
+    assert first["reported"] is True, "POST /v1/report over the Service failed"
     figure("workload first route (Pod created -> route + provider call done)",
            f"{first['t'] - run.created:.1f}s")
 

@@ -3,7 +3,8 @@
 Why in a Pod: the point is what an in-cluster service sees, so this runs where one does,
 behind the node's pod network, and asks the router over its ClusterIP Service. Each attempt
 asks ``GET /v1/route`` and then POSTs a chat completion to the chosen provider's ``apiBase``,
-and prints one JSON line: ``{"t": unix time, "ok": bool, "provider": ..., "error": ...}``.
+then reports the outcome (``POST /v1/report`` with the route's lease, as the client library
+does), and prints one JSON line: ``{"t": unix time, "ok": bool, "provider": ..., "error": ...}``.
 
 Environment: ROUTER (http://ip:port), POLICY, NAMESPACE, DURATION (seconds; 0 = one successful
 attempt, retried until TIMEOUT), INTERVAL (seconds between attempts), TIMEOUT (per call).
@@ -26,6 +27,23 @@ TIMEOUT = float(os.environ.get("TIMEOUT", "2"))
 GIVE_UP = float(os.environ.get("GIVE_UP", "120"))
 
 
+def report(route: dict[str, object], outcome: str, called: float) -> bool:
+    """POST /v1/report for the route's lease, as a well-behaved client does: the router frees
+    the lease and counts the outcome (a half-open circuit's trial ends with it)."""
+    lease = route.get("leaseId")
+    if not lease:
+        return False
+    body = json.dumps({"leaseId": lease, "outcome": outcome,
+                       "latencyMs": round((time.time() - called) * 1000, 1)}).encode()
+    request = urllib.request.Request(f"{ROUTER}/v1/report", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            return bool(200 <= response.status < 300)
+    except Exception:
+        return False
+
+
 def attempt() -> dict[str, object]:
     query = urllib.parse.urlencode({"policy": POLICY, "namespace": NAMESPACE})
     started = time.time()
@@ -38,9 +56,15 @@ def attempt() -> dict[str, object]:
         request = urllib.request.Request(
             provider["apiBase"].rstrip("/") + "/chat/completions", data=body,
             headers={"Content-Type": "application/json"}, method="POST")
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-            answer = json.load(response)
-        return {"t": started, "ok": True, "provider": provider["name"],
+        called = time.time()
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+                answer = json.load(response)
+        except Exception:
+            report(route, "error", called)
+            raise
+        reported = report(route, "success", called)
+        return {"t": started, "ok": True, "provider": provider["name"], "reported": reported,
                 "apiBase": provider["apiBase"],
                 "content": answer["choices"][0]["message"]["content"]}
     except urllib.error.HTTPError as err:  # the router's JSON error says why
