@@ -7,7 +7,12 @@
 #   docker run --rm -p 8080:8080 -v "$PWD/examples/kubernetes:/manifests:ro" \
 #     provider-router serve --manifests /manifests --host 0.0.0.0 --port 8080
 # tests/chart/test_image.py replays both stages without a container engine (wheel build, fresh
-# venv, the same pip install, the CLI) and lints this file with hadolint.
+# venv, the same pip install, the CLI) and lints this file with hadolint. `make image` builds it
+# for real with buildah on a base made from Debian packages (tests/node/image.py).
+#
+# Behind a TLS-intercepting proxy, pass its CA bundle as a build secret (never a layer):
+#   docker build --secret id=pip-ca,src=/etc/ssl/certs/ca-certificates.crt .
+# The pip steps use it only when it is given.
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
@@ -21,7 +26,9 @@ COPY pyproject.toml README.md ./
 COPY src/ src/
 # --no-deps: only our own wheel is built here; dependencies come from the index, as wheels,
 # in the final stage. The build backend (hatchling) is fetched into an isolated build env.
-RUN python -m pip wheel --no-deps --wheel-dir /wheels .
+RUN --mount=type=secret,id=pip-ca,required=false \
+    if [ -f /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
+ && python -m pip wheel --no-deps --wheel-dir /wheels .
 
 FROM ${PYTHON_IMAGE}
 ARG VERSION=0.1.0
@@ -41,7 +48,9 @@ RUN groupadd --system --gid 65532 nonroot \
 COPY --from=builder /wheels/ /tmp/wheels/
 # The wheel and its dependencies only, as wheels: --only-binary makes a dependency without a
 # wheel for this platform fail the build instead of needing a compiler the image lacks.
-RUN python -m pip install --no-cache-dir --only-binary :all: /tmp/wheels/*.whl \
+RUN --mount=type=secret,id=pip-ca,required=false \
+    if [ -f /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
+ && python -m pip install --no-cache-dir --only-binary :all: /tmp/wheels/*.whl \
  && rm -rf /tmp/wheels
 WORKDIR /tmp
 USER 65532:65532

@@ -14,6 +14,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 .PHONY: run test unit integration lint lock bench crds clean
 
 include tests/testenv/testenv.mk
+include tests/node/node.mk
 
 $(UV):
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(UV_DIR) \

@@ -1,13 +1,14 @@
 // Command testenv is a multi-call binary holding everything the project's
-// integration tests need from Kubernetes: an embedded etcd, the upstream
-// kube-apiserver, kubectl and kube-controller-manager.
+// integration and node tests need from Kubernetes: an embedded etcd, the upstream
+// kube-apiserver, kubectl and kube-controller-manager, and for a real node the
+// kubelet, kube-scheduler and kube-proxy.
 //
 // Why one binary built from source: there is no Docker and no way to download
 // release binaries on the machines this project runs on, but the Go module
 // proxy is reachable, so we compile the real upstream components ourselves.
 // One binary means one build and one cache entry, keyed on go.sum.
 //
-// Usage: testenv <etcd|kube-apiserver|kubectl|kube-controller-manager> [flags]
+// Usage: testenv <subcommand> [flags], subcommand one of the keys of subcommands.
 // Each subcommand is meant to run as its own process (tests/testenv/starter.py
 // starts and stops them). The binary also dispatches on its own name, so a
 // symlink called "kubectl" pointing at it works as kubectl.
@@ -35,6 +36,9 @@ import (
 	kubectlutil "k8s.io/kubectl/pkg/cmd/util"
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	proxy "k8s.io/kubernetes/cmd/kube-proxy/app"
+	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
 )
 
 // subcommands maps a subcommand name to the function that runs it with
@@ -44,12 +48,15 @@ var subcommands = map[string]func() int{
 	"kube-apiserver":          runAPIServer,
 	"kubectl":                 runKubectl,
 	"kube-controller-manager": runControllerManager,
+	"kube-scheduler":          runScheduler,
+	"kubelet":                 runKubelet,
+	"kube-proxy":              runProxy,
 }
 
 func main() {
 	name, ok := pickSubcommand()
 	if !ok {
-		fmt.Fprintln(os.Stderr, "usage: testenv <etcd|kube-apiserver|kubectl|kube-controller-manager> [flags]")
+		fmt.Fprintln(os.Stderr, "usage: testenv <etcd|kube-apiserver|kubectl|kube-controller-manager|kube-scheduler|kubelet|kube-proxy> [flags]")
 		os.Exit(2)
 	}
 	os.Exit(subcommands[name]())
@@ -76,6 +83,19 @@ func runAPIServer() int {
 
 func runControllerManager() int {
 	return cli.Run(controllermanager.NewControllerManagerCommand())
+}
+
+func runScheduler() int {
+	return cli.Run(scheduler.NewSchedulerCommand())
+}
+
+// runKubelet mirrors k8s.io/kubernetes/cmd/kubelet/kubelet.go.
+func runKubelet() int {
+	return cli.Run(kubelet.NewKubeletCommand(context.Background()))
+}
+
+func runProxy() int {
+	return cli.Run(proxy.NewProxyCommand())
 }
 
 // runKubectl mirrors k8s.io/kubernetes/cmd/kubectl/kubectl.go.

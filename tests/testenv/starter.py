@@ -75,6 +75,18 @@ CONTROLLERS = (
     "clusterrole-aggregation-controller",
 )
 
+# With a node (tests/node/node.py), the control plane also runs what Deployments, Services and
+# a kubelet need: Pods stay Pending on the not-ready taint without the node-lifecycle controller,
+# and Pods get their API server CA from the root-ca publisher.
+NODE_CONTROLLERS = (
+    "node-lifecycle-controller",
+    "deployment-controller",
+    "replicaset-controller",
+    "endpointslice-controller",
+    "pod-garbage-collector-controller",
+    "root-ca-certificate-publisher-controller",
+)
+
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 ADMIN_USER = "testenv-admin"
@@ -175,21 +187,57 @@ def version_ldflags(version: str) -> list[str]:
     return flags
 
 
-def _compile(target: Path, log: Log) -> None:
+def _dependency_count() -> int:
+    """How many packages the binary is built from (0 if `go list` fails): the progress total."""
+    result = subprocess.run(
+        [find_go(), "list", "-deps", "."],
+        cwd=TESTENV_DIR, env=go_env(), capture_output=True, text=True, timeout=600, check=False,
+    )
+    return len(result.stdout.splitlines()) if result.returncode == 0 else 0
+
+
+def _compile(target: Path, log: Log, progress_every: float = 20.0) -> None:
+    """`go build -v`, reporting every `progress_every` seconds how many packages are compiled.
+
+    -v names each package as it is compiled (cached ones are not named), so a cold build shows
+    steady progress out of the whole dependency graph instead of minutes of silence.
+    """
     tmp = target.with_name(f".testenv.{os.getpid()}.tmp")
     ldflags = " ".join(["-s", "-w", *version_ldflags(kubernetes_version())])
-    cmd = [find_go(), "build", "-trimpath", f"-ldflags={ldflags}", "-o", str(tmp), "."]
-    log(f"building {target} (a cold build takes many minutes) ...")
+    cmd = [find_go(), "build", "-v", "-trimpath", f"-ldflags={ldflags}", "-o", str(tmp), "."]
+    total = _dependency_count()
+    log(f"building {target} from {total or 'many'} packages (a cold build takes many minutes) ...")
     started = time.monotonic()
-    result = subprocess.run(
-        cmd, cwd=TESTENV_DIR, env=go_env(), capture_output=True, text=True, check=False
+    proc = subprocess.Popen(
+        cmd, cwd=TESTENV_DIR, env=go_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
     )
-    if result.returncode != 0:
+    assert proc.stdout is not None
+    output: list[str] = []
+    compiled = 0
+    last = started
+    try:
+        for line in proc.stdout:
+            output.append(line.rstrip())
+            if line and not line.startswith((" ", "\t", "#")) and " " not in line.strip():
+                compiled += 1  # a package path on its own line
+            now = time.monotonic()
+            if now - last >= progress_every:
+                last = now
+                log(f"  compiled {compiled}/{total or '?'} packages ({now - started:.0f}s; "
+                    f"the rest are cached or still to come): {line.strip()[:80]}")
+        code = proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if code != 0:
         tmp.unlink(missing_ok=True)
-        output = (result.stdout + result.stderr).splitlines()
-        raise TestenvError(f"go build failed ({result.returncode}):\n" + "\n".join(output[-25:]))
+        errors = [line for line in output if " " in line or line.startswith("#")]
+        raise TestenvError(f"go build failed ({code}):\n" + "\n".join(errors[-25:]))
     os.replace(tmp, target)
-    log(f"built in {time.monotonic() - started:.1f}s")
+    log(f"built in {time.monotonic() - started:.1f}s ({compiled} packages compiled, "
+        f"{max(total - compiled, 0)} cached)")
 
 
 # --------------------------------------------------------------------------
@@ -221,8 +269,11 @@ def _write_private(path: Path, data: bytes) -> None:
     path.chmod(0o600)
 
 
-def make_pki(directory: Path) -> Pki:
-    """A CA, an apiserver serving cert signed by it, and a service-account key."""
+def make_pki(directory: Path, extra_ips: tuple[str, ...] = ()) -> Pki:
+    """A CA, an apiserver serving cert signed by it, and a service-account key.
+
+    extra_ips: more IP SANs for the serving cert (a node's address, for Pods).
+    """
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -256,7 +307,8 @@ def make_pki(directory: Path) -> Pki:
         x509.DNSName(name)
         for name in ("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc")
     ]
-    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", "10.0.0.1")]
+    ips = ("127.0.0.1", "10.0.0.1", *extra_ips)
+    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
     serving_cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
@@ -541,8 +593,11 @@ def etcd_args(data_dir: Path, client_port: int, peer_port: int) -> list[str]:
     ]
 
 
-def apiserver_args(pki: Pki, token_file: Path, etcd_port: int, port: int) -> list[str]:
-    return [
+def apiserver_args(
+    pki: Pki, token_file: Path, etcd_port: int, port: int, node_ip: str | None = None
+) -> list[str]:
+    """Flags for kube-apiserver; node_ip set: serve Pods there (see _node_apiserver_args)."""
+    args = [
         f"--etcd-servers=http://127.0.0.1:{etcd_port}",
         f"--secure-port={port}",
         "--bind-address=127.0.0.1",
@@ -562,12 +617,35 @@ def apiserver_args(pki: Pki, token_file: Path, etcd_port: int, port: int) -> lis
         "--profiling=false",
         f"--cert-dir={pki.ca_cert.parent}",
     ]
+    return args if node_ip is None else _node_apiserver_args(args, node_ip)
 
 
-def controller_manager_args(pki: Pki, kubeconfig: Path) -> list[str]:
+def _node_apiserver_args(args: list[str], node_ip: str) -> list[str]:
+    """The same API server, reachable by Pods on a node.
+
+    It listens on the node's address (Pods cannot reach loopback), keeps the `kubernetes`
+    Service's endpoints pointing there, mounts ServiceAccount tokens into Pods, and reaches the
+    kubelet for logs and exec by its InternalIP.
+    """
+    replaced = {
+        "--bind-address": node_ip,
+        "--advertise-address": node_ip,
+        "--endpoint-reconciler-type": "lease",
+    }
+    out = []
+    for arg in args:
+        key = arg.split("=", 1)[0]
+        if key == "--disable-admission-plugins":
+            continue
+        out.append(f"{key}={replaced[key]}" if key in replaced else arg)
+    return [*out, "--kubelet-preferred-address-types=InternalIP,Hostname"]
+
+
+def controller_manager_args(pki: Pki, kubeconfig: Path, node: bool = False) -> list[str]:
+    controllers = CONTROLLERS + NODE_CONTROLLERS if node else CONTROLLERS
     return [
         f"--kubeconfig={kubeconfig}",
-        f"--controllers={','.join(CONTROLLERS)}",
+        f"--controllers={','.join(controllers)}",
         "--leader-elect=false",
         "--secure-port=0",
         "--use-service-account-credentials=false",
@@ -604,15 +682,17 @@ def _fresh_state_dir(state_dir: Path) -> None:
             child.unlink()
 
 
-def _launch(binary: Path, state_dir: Path, detach: bool) -> ControlPlane:
+def _launch(
+    binary: Path, state_dir: Path, detach: bool, node_ip: str | None = None
+) -> ControlPlane:
     """Write certs and config, start the three processes, record their PIDs."""
     _fresh_state_dir(state_dir)
-    pki = make_pki(state_dir / "pki")
+    pki = make_pki(state_dir / "pki", () if node_ip is None else (node_ip,))
     token = secrets.token_urlsafe(32)
     token_file = state_dir / "pki" / "tokens.csv"
     write_token_file(token_file, token)
     etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
-    server = f"https://127.0.0.1:{api_port}"
+    server = f"https://{node_ip or '127.0.0.1'}:{api_port}"
     kubeconfig = write_kubeconfig(state_dir / "kubeconfig", server, pki.ca_cert.read_bytes(), token)
     plane = ControlPlane(state_dir, binary, server, token, kubeconfig, pki.ca_cert, {})
 
@@ -621,8 +701,8 @@ def _launch(binary: Path, state_dir: Path, detach: bool) -> ControlPlane:
         plane.save()  # after every spawn, so `stop` can always find them
 
     run(ETCD, etcd_args(state_dir / "etcd-data", etcd_port, peer_port))
-    run(APISERVER, apiserver_args(pki, token_file, etcd_port, api_port))
-    run(CONTROLLER_MANAGER, controller_manager_args(pki, kubeconfig))
+    run(APISERVER, apiserver_args(pki, token_file, etcd_port, api_port, node_ip))
+    run(CONTROLLER_MANAGER, controller_manager_args(pki, kubeconfig, node=node_ip is not None))
     return plane
 
 
@@ -632,13 +712,15 @@ def start(
     timeout: float = 120.0,
     reuse: bool = True,
     log: Log = _print,
+    node_ip: str | None = None,
 ) -> ControlPlane:
     """Build-or-reuse the binary and bring up a ready control plane.
 
     With reuse=True a healthy control plane already recorded in state_dir is
     returned with owned=False (its stop() does nothing). Otherwise leftovers
     are stopped and a new one is started; unless detach=True it is also
-    stopped at interpreter exit.
+    stopped at interpreter exit. node_ip: serve Pods of a node with that
+    address (tests/node/node.py), with the controllers a node needs.
     """
     binary = build(log=log)
     with file_lock(state_dir / "lock"):
@@ -648,14 +730,15 @@ def start(
             return existing
         if existing is not None:
             stop_pids(existing.binary, existing.pids)
-        return _start_new(binary, state_dir, detach, timeout, log)
+        return _start_new(binary, state_dir, detach, timeout, log, node_ip)
 
 
 def _start_new(
-    binary: Path, state_dir: Path, detach: bool, timeout: float, log: Log
+    binary: Path, state_dir: Path, detach: bool, timeout: float, log: Log,
+    node_ip: str | None = None,
 ) -> ControlPlane:
     started = time.monotonic()
-    plane = _launch(binary, state_dir, detach)
+    plane = _launch(binary, state_dir, detach, node_ip)
     if not detach:
         atexit.register(plane.stop)
     try:

@@ -1,0 +1,3 @@
+module zoey.local/pause
+
+go 1.26
