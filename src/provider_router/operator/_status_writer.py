@@ -52,12 +52,18 @@ def _comparable(status: dict[str, Any]) -> dict[str, Any]:
             "models": status.get("models") or None}
 
 
+LATENCY_NOISE_MS = 50.0
+"""Latency moves smaller than this are never written: on a busy node one probe of a
+loopback or in-cluster provider takes 5 ms and the next 30 ms."""
+
+
 def _latency_is_close(old: Any, new: Any) -> bool:
-    """A latency within a factor of two (or 20 ms) of the written one is not worth a write:
-    the column is for telling 5 ms from 500 ms, and probe-to-probe noise is larger than 50%."""
+    """A latency within a factor of two (or ``LATENCY_NOISE_MS``) of the written one is not
+    worth a write: the column is for telling 5 ms from 500 ms, and probe-to-probe noise is
+    larger than 50%."""
     if not isinstance(old, int | float) or not isinstance(new, int | float):
         return False
-    return abs(new - old) <= 20.0 or max(new, old) <= 2 * min(new, old)
+    return abs(new - old) <= LATENCY_NOISE_MS or max(new, old) <= 2 * min(new, old)
 
 
 class StatusWriter:

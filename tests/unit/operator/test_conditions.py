@@ -112,3 +112,12 @@ def test_latency_rounding_ignores_noise() -> None:
     assert round_latency(123.4) == 120.0
     assert round_latency(7.94) == 7.9
     assert round_latency(1534.0) == 1500.0
+
+
+def test_probe_latency_noise_is_not_worth_a_status_write() -> None:
+    from provider_router.operator._status_writer import _latency_is_close
+
+    assert _latency_is_close(6.7, 27.0)  # one slow probe on a busy node
+    assert _latency_is_close(100.0, 180.0)  # within a factor of two
+    assert not _latency_is_close(5.0, 500.0)
+    assert not _latency_is_close(None, 5.0)
