@@ -54,12 +54,14 @@ LEADER_ARGS = ["--leader-elect", "--leader-namespace", NAMESPACE,
                "--replicas-service", FULLNAME]
 AUTH_ARGS = ["--auth", "kubernetes", "--auth-audience", "provider-router"]
 EXPECTED_ARGS: dict[str, list[str]] = {
-    "default": ["operator", "-A", "--route-port", "8080", *AUTH_ARGS],
-    "namespaced": ["operator", "-n", "a", "-n", "b", "--route-port", "8080", *AUTH_ARGS],
-    "leader-election": ["operator", "-A", "--route-port", "8080", *AUTH_ARGS, *LEADER_ARGS],
+    "default": ["operator", "-A", "--route-port", "8080", *AUTH_ARGS, "--proxy"],
+    "namespaced": ["operator", "-n", "a", "-n", "b", "--route-port", "8080", *AUTH_ARGS,
+                   "--proxy"],
+    "leader-election": ["operator", "-A", "--route-port", "8080", *AUTH_ARGS, *LEADER_ARGS,
+                        "--proxy"],
     "leader-election-namespaced": ["operator", "-n", "a", "-n", "b", "--route-port", "8080",
-                                   *AUTH_ARGS, *LEADER_ARGS],
-    "auth-none": ["operator", "-A", "--route-port", "8080", "--auth", "none"],
+                                   *AUTH_ARGS, *LEADER_ARGS, "--proxy"],
+    "auth-none": ["operator", "-A", "--route-port", "8080", "--auth", "none", "--proxy"],
 }
 
 
@@ -106,7 +108,7 @@ def test_arguments_follow_route_port_and_extra_args(helm: Path) -> None:
     rendered = render(helm, {"routePort": 9090, "extraArgs": ["--verbose"],
                              "watchNamespaces": ["a", "a", "b"]})
     assert rendered.args == ["operator", "-n", "a", "-n", "b", "--route-port", "9090",
-                             *AUTH_ARGS, "--verbose"]
+                             *AUTH_ARGS, "--proxy", "--verbose"]
     assert rendered.container["ports"] == [
         {"name": "http", "containerPort": 9090, "protocol": "TCP"}]
     # The Service keeps its own port and targets the named container port.
@@ -120,9 +122,9 @@ def test_lease_ttl_is_passed_only_when_set(helm: Path) -> None:
     assert args[args.index("--lease-ttl") + 1] == "900"
 
 
-def test_proxy_mode_is_off_unless_enabled(helm: Path) -> None:
-    assert "--proxy" not in render(helm).args
-    args = render(helm, {"proxy": {"enabled": True}}).args
+def test_proxy_mode_is_on_unless_disabled(helm: Path) -> None:
+    assert "--proxy" not in render(helm, {"proxy": {"enabled": False}}).args
+    args = render(helm).args
     assert "--proxy" in args
     assert "--proxy-namespace" not in args
     args = render(helm, {"proxy": {"enabled": True, "namespace": "team-a"}}).args
@@ -243,7 +245,7 @@ def test_no_leader_election_with_one_replica(helm: Path) -> None:
 
 def test_leader_election_with_several_replicas(helm: Path) -> None:
     rendered = render(helm, VARIANTS["leader-election"])
-    assert rendered.args[-len(LEADER_ARGS):] == LEADER_ARGS
+    assert rendered.args[-len(LEADER_ARGS) - 1:-1] == LEADER_ARGS  # then --proxy
     role = rendered.one("Role", f"{FULLNAME}-leader-election", NAMESPACE)
     assert {r["apiGroups"][0] for r in role["rules"]} == {"coordination.k8s.io",
                                                          "discovery.k8s.io"}
