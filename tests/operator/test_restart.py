@@ -41,6 +41,7 @@ def test_delete_while_down_and_restart_without_spurious_writes(
     # With no operator running, a deletion completes at once: nothing holds it.
     kube.run("delete", "llmp", "gone", "--wait=true", "--timeout=10s")
     before = versions(kube)
+    statuses = {n: kube.get("llmp", n)["status"] for n in ("a", "b")}
 
     second = start_operator(background, str(k8s.kubeconfig), namespace)
     try:
@@ -52,8 +53,9 @@ def test_delete_while_down_and_restart_without_spurious_writes(
         writer = second.operator.writer
         after = versions(kube)
         # Only the policy's counts changed (a provider was deleted while we were away).
-        assert {k: v for k, v in after.items() if before.get(k) != v} == {
-            "main": after["main"]}
+        changed = {k: v for k, v in after.items() if before.get(k) != v}
+        assert changed == {"main": after["main"]}, {
+            n: (statuses[n], kube.get("llmp", n)["status"]) for n in changed if n in statuses}
         assert writer.writes == 1
     finally:
         second.stop()
