@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +39,7 @@ from route_service import (  # a sibling script, not a package
     _pin,
     build_table,
     cpu_seconds,
+    print_medians,
     run_wrk,
     stop_server,
 )
@@ -191,18 +191,7 @@ def main() -> None:
                       + (f"  ERRORS {result.errors}" if result.errors else ""), flush=True)
                 if kind.endswith("kubernetes") and reviews != 2:
                     print(f"  !! expected 2 reviews (warm caches), saw {reviews}")
-    medians = {kind: Result(statistics.median(r.rps for r in rs),
-                            statistics.median(r.p50_ms for r in rs),
-                            statistics.median(r.p99_ms for r in rs),
-                            sum(r.errors for r in rs),
-                            statistics.median(r.cpu_us for r in rs))
-               for kind, rs in results.items()}
-    print(f"\nmedians over {args.rounds} rounds")
-    print(f"{'server':<18}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'cpu us/req':>12}{'errors':>8}")
-    for kind, m in medians.items():
-        print(f"{kind:<18}{m.rps:9.0f}{m.p50_ms:9.2f}{m.p99_ms:9.2f}{m.cpu_us:12.1f}"
-              f"{m.errors:8d}")
-    print()
+    medians = print_medians(results, args.rounds)
     for prefix in ("", "small-"):
         open_, checked = medians.get(f"{prefix}none"), medians.get(f"{prefix}kubernetes")
         if open_ and checked and open_.rps:

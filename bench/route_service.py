@@ -358,6 +358,23 @@ def measure(kind: str, args: argparse.Namespace, use_wrk: bool) -> Result:
         stop_server(child)
 
 
+
+def print_medians(results: dict[str, list[Result]], rounds: int) -> dict[str, Result]:
+    """Print, and return, each server's medians over its rounds (errors are summed)."""
+    medians = {kind: Result(statistics.median(r.rps for r in rs),
+                            statistics.median(r.p50_ms for r in rs),
+                            statistics.median(r.p99_ms for r in rs),
+                            sum(r.errors for r in rs),
+                            statistics.median(r.cpu_us for r in rs))
+               for kind, rs in results.items()}
+    print(f"\nmedians over {rounds} rounds")
+    print(f"{'server':<18}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'cpu us/req':>12}{'errors':>8}")
+    for kind, m in medians.items():
+        print(f"{kind:<18}{m.rps:9.0f}{m.p50_ms:9.2f}{m.p99_ms:9.2f}{m.cpu_us:12.1f}"
+              f"{m.errors:8d}")
+    print()
+    return medians
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -396,18 +413,7 @@ def main() -> None:
                   + (f"  ERRORS {result.errors}" if result.errors else ""), flush=True)
     print(f"load average after:  {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
-    medians = {kind: Result(statistics.median(r.rps for r in rs),
-                            statistics.median(r.p50_ms for r in rs),
-                            statistics.median(r.p99_ms for r in rs),
-                            sum(r.errors for r in rs),
-                            statistics.median(r.cpu_us for r in rs))
-               for kind, rs in results.items()}
-    print(f"\nmedians over {args.rounds} rounds")
-    print(f"{'server':<18}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'cpu us/req':>12}{'errors':>8}")
-    for kind, m in medians.items():
-        print(f"{kind:<18}{m.rps:9.0f}{m.p50_ms:9.2f}{m.p99_ms:9.2f}{m.cpu_us:12.1f}"
-              f"{m.errors:8d}")
-    print()
+    medians = print_medians(results, args.rounds)
     for base in ("aiohttp", "aiohttp-uvloop"):
         if base not in medians:
             continue
