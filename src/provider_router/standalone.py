@@ -23,6 +23,8 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from provider_router._defaults import (
     DEFAULT_HOST,
     DEFAULT_LEASE_TTL,
@@ -86,13 +88,19 @@ class Standalone:
         self.failed_reloads = 0
         self.last_error: str | None = None
         self.last_loaded_at: float | None = None
+        proxied = self.settings.proxy is not None
+        self.auth = serve_auth_mode(self.settings.auth, proxy=proxied)
+        audience = self.settings.auth_audience
+
+        def build_access(registry: CollectorRegistry) -> Access:
+            if access is not None:
+                return access
+            warn_if_open(self.auth, proxy=proxied)
+            return access_for(self.auth, registry, audience=audience)
+
         self.runtime = Runtime(self.settings, credential_for=self._credential_for,
-                               readiness=self._readiness, table=table)
-        self.auth = serve_auth_mode(self.settings.auth, proxy=self.settings.proxy is not None)
-        self.access = (access if access is not None
-                       else _access_for(self.auth, self.metrics, self.settings.auth_audience,
-                                        proxy=self.settings.proxy is not None))
-        self.runtime.service.access = self.access
+                               readiness=self._readiness, table=table, access=build_access)
+        self.access = self.runtime.service.access
         self._lock = asyncio.Lock()
         self._stop_watching = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
@@ -272,13 +280,6 @@ class Standalone:
                 log.warning("watching %s failed (%s); retrying in 1s", target, error)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop_watching.wait(), timeout=1.0)
-
-
-def _access_for(mode: AuthMode, metrics: ServiceMetrics, audience: str | None,
-                proxy: bool) -> Access:
-    """The ``Access`` of ``mode``; its counters join the route API's ``/metrics``."""
-    warn_if_open(mode, proxy=proxy)
-    return access_for(mode, metrics.registry, audience=audience)
 
 
 def _credential_changes(old: ManifestSet, new: ManifestSet) -> list[ProviderKey]:

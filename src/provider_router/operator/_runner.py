@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
+from prometheus_client import CollectorRegistry
 
 from provider_router._defaults import DEFAULT_LIVENESS_PORT, DEFAULT_OPERATOR_HOST
 from provider_router.access import (
@@ -80,9 +81,15 @@ class Operator:
         # apart in one namespace.
         runtime = options.runtime.with_changes(
             state_prefix=f"{options.runtime.state_prefix}:{options.leader_lease}")
+        # ``--auth`` is read from the runtime settings both modes share; None: this mode's
+        # default (``operator_auth_mode``).
+        proxied = runtime.proxy is not None
+        self.auth = operator_auth_mode(runtime.auth, proxy=proxied)
+        warn_if_open(self.auth, proxy=proxied)
         self.runtime = Runtime(runtime, credential_for=self._credential_for,
                                readiness=self.readiness, on_probe=self._probed,
-                               on_sample=self._sampled)
+                               on_sample=self._sampled, access=self._access)
+        self.access = self.runtime.service.access
         self.table = self.runtime.table
         self.metrics = self.runtime.metrics
         self.reconciler = Reconciler(self.table, self.kube)
@@ -100,26 +107,19 @@ class Operator:
         self.peers = (ReplicaCount(self.api_client, options.leader_namespace,
                                    options.replicas_service)
                       if options.replicas_service else None)
-        # ``--auth`` is read from the runtime settings both modes share; None: this mode's
-        # default (``operator_auth_mode``).
-        proxied = runtime.proxy is not None
-        self.auth = operator_auth_mode(runtime.auth, proxy=proxied)
-        warn_if_open(self.auth, proxy=proxied)
-        self.access = self._access()
-        self.service.access = self.access
         self.stale_since: float | None = None
         self._stop = asyncio.Event()
         self._probing = False
 
     # -- wiring ------------------------------------------------------------------------------
 
-    def _access(self) -> Access:
+    def _access(self, registry: CollectorRegistry) -> Access:
         if self.auth is AuthMode.KEYS:
             raise ValueError("--auth keys is for `provider-router serve`; the operator "
                              "supports none and kubernetes")
         # Reviews go through the operator's own connection: the same server, CA, credentials.
         return access_for(
-            self.auth, self.metrics.registry, audience=self.runtime.settings.auth_audience,
+            self.auth, registry, audience=self.options.runtime.auth_audience,
             reviews=lambda: ReviewClient.from_configuration(self.api_client.configuration),
             allow_ttl=self.options.auth_allow_ttl, refuse_ttl=self.options.auth_refuse_ttl)
 

@@ -12,6 +12,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from provider_router.api import SecretKeyRef
 from provider_router.engine import ProbeResult, RoutingTable
 from provider_router.health import Prober, SampleHook
@@ -23,6 +25,8 @@ from provider_router.sharedstate import SharedState
 log = logging.getLogger(__name__)
 
 CredentialLookup = Callable[[str, SecretKeyRef], str | None]
+AccessFactory = Callable[[CollectorRegistry], Access]
+"""Builds the mode's ``Access`` with the registry its counters join (``/metrics``)."""
 ProbeHook = Callable[[str, str, ProbeResult], None]
 
 
@@ -33,7 +37,7 @@ class Runtime:
     def __init__(self, settings: RuntimeSettings, *, credential_for: CredentialLookup,
                  readiness: Readiness, on_probe: ProbeHook | None = None,
                  on_sample: SampleHook | None = None, table: RoutingTable | None = None,
-                 access: Access | None = None) -> None:
+                 access: AccessFactory | None = None) -> None:
         self.settings = settings
         self.table = table if table is not None else RoutingTable(lease_ttl=settings.lease_ttl)
         self.metrics = ServiceMetrics()
@@ -43,8 +47,9 @@ class Runtime:
                                    registry=self.metrics.registry, prefix=settings.state_prefix)
                        if settings.state_url else None)
         """Budgets, rate limits, cooldowns and circuits shared with the other replicas."""
-        self.service = RouteService(self.table, readiness=self.readiness, metrics=self.metrics,
-                                    access=access)
+        self.service = RouteService(
+            self.table, readiness=self.readiness, metrics=self.metrics,
+            access=access(self.metrics.registry) if access is not None else None)
         self.server = Server(self.service, settings.host, settings.port)
         self.proxy: Proxy | None = None
         """Proxy mode, mounted on the route API (same port, access and metrics registry)."""
