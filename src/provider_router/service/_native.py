@@ -402,17 +402,12 @@ class HttpProtocol(asyncio.Protocol):
                     response = slot.ready
                 elif slot.task.cancelled():
                     response = _error(503, "cancelled", "the answer was cancelled")
-                elif slot.task.exception() is not None:
+                else:
+                    # Done and not ready: ``_deliver`` sets ``ready`` before it returns, so
+                    # the answer failed.
                     log.error("a deferred answer failed", exc_info=slot.task.exception())
                     response = _error(500, "internal_error", "the router failed to answer; "
                                       "see its log")
-                else:
-                    reply = slot.task.result()
-                    if isinstance(reply, Stream):
-                        self._start_stream(slot, reply)
-                        return
-                    assert isinstance(reply, tuple)
-                    response = reply
             else:
                 assert slot.response is not None
                 response = slot.response
