@@ -28,20 +28,6 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-_EMBEDDED = frozenset({
-    "AllProvidersFailed",
-    "HealthReport",
-    "NoProviderAvailable",
-    "ProviderInfo",
-    "ProviderMetrics",
-    "ProviderRouter",
-    "ProviderStatus",
-    "RouteRequirements",
-    "RouterConfig",
-    "RoutingStrategy",
-})
-"""The names served from ``provider_router._embedded`` on first use."""
-
 __all__ = [
     "AllProvidersFailed",
     "HealthReport",
@@ -55,6 +41,9 @@ __all__ = [
     "RoutingStrategy",
     "__version__",
 ]
+
+_EMBEDDED = frozenset(__all__) - {"__version__"}
+"""The names served from ``provider_router._embedded`` on first use."""
 
 
 def __getattr__(name: str) -> Any:
