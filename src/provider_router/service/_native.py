@@ -46,7 +46,7 @@ import httptools
 
 from provider_router.service._app import RouteService
 from provider_router.service._errors import ApiError
-from provider_router.service._http import Answer, Reply, Request, Response, Stream
+from provider_router.service._http import Answer, Headers, Reply, Request, Response, Stream
 
 log = logging.getLogger(__name__)
 
@@ -429,17 +429,9 @@ class HttpProtocol(asyncio.Protocol):
             self._loop.create_task(_close_quietly(stream.chunks))
             return
         keep = slot.keep and slot.chunked and not self._close_after and not self._conns.stopping
-        head = [_STATUS_LINES.get(stream.status) or f"HTTP/1.1 {stream.status} Unknown\r\n"
-                .encode(), b"content-type: ", stream.content_type, b"\r\n",
-                self._conns.clock.date_line()]
-        if slot.chunked:
-            head.append(b"transfer-encoding: chunked\r\n")
-        for name, value in stream.headers:
-            head += (name, b": ", value, b"\r\n")
-        if not keep:
-            head.append(b"connection: close\r\n")
-        head.append(b"\r\n")
-        transport.write(b"".join(head))
+        transport.write(b"".join(self._head(
+            stream.status, stream.content_type,
+            b"transfer-encoding: chunked\r\n" if slot.chunked else b"", stream.headers, keep)))
         slot.keep = keep
         slot.streaming = True
         task = self._loop.create_task(self._pump(transport, stream.chunks, slot.chunked,
@@ -541,14 +533,7 @@ class HttpProtocol(asyncio.Protocol):
             return
         status, kind, body, extra = response
         keep = keep and not self._close_after and not self._conns.stopping
-        head = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode(),
-                b"content-type: ", kind, b"\r\ncontent-length: ", str(len(body)).encode(),
-                b"\r\n", self._conns.clock.date_line()]
-        for name, value in extra:
-            head += (name, b": ", value, b"\r\n")
-        if not keep:
-            head.append(b"connection: close\r\n")
-        head.append(b"\r\n")
+        head = self._head(status, kind, b"content-length: %d\r\n" % len(body), extra, keep)
         if not head_only:
             head.append(body)
         transport.write(b"".join(head))
@@ -558,6 +543,19 @@ class HttpProtocol(asyncio.Protocol):
             self._linger_then_close(transport)
         else:
             transport.close()
+
+    def _head(self, status: int, kind: bytes, framing: bytes, extra: Headers,
+              keep: bool) -> list[bytes]:
+        """An answer's status line and headers, through the blank line: ``framing`` is its
+        content-length or transfer-encoding line."""
+        head = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode(),
+                b"content-type: ", kind, b"\r\n", framing, self._conns.clock.date_line()]
+        for name, value in extra:
+            head += (name, b": ", value, b"\r\n")
+        if not keep:
+            head.append(b"connection: close\r\n")
+        head.append(b"\r\n")
+        return head
 
     def _linger_then_close(self, transport: asyncio.Transport) -> None:
         """Close after a refusal without destroying the answer.
