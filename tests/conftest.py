@@ -18,7 +18,6 @@ started, the run FAILS under CI (CI=true) and skips with the reason elsewhere.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import shutil
@@ -33,6 +32,8 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
+
+from support.tools import load_script
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -90,17 +91,8 @@ def in_ci() -> bool:
 
 
 def load_starter() -> ModuleType:
-    """Import tests/testenv/starter.py by path (tests/ is not a package)."""
-    name = "zoey_testenv_starter"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, STARTER_PATH)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {STARTER_PATH}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses need the module registered
-    spec.loader.exec_module(module)
-    return module
+    """tests/testenv/starter.py, under the name tests/node/node.py loads it by too."""
+    return load_script("zoey_testenv_starter", STARTER_PATH)
 
 
 class _Stoppable(Protocol):

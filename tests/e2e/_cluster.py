@@ -5,7 +5,6 @@ Imported as ``e2e._cluster`` by conftest.py and the tests alike (one module, one
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 import time
@@ -17,6 +16,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
+from support.tools import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -36,20 +37,8 @@ def figure(name: str, value: str) -> None:
     print(f"[e2e] {name}: {value}", file=sys.stderr, flush=True)
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def node_module() -> ModuleType:
-    return _load("zoey_node", REPO / "tests" / "node" / "node.py")
+    return load_script("zoey_node", REPO / "tests" / "node" / "node.py")
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = 1.0) -> Any:
