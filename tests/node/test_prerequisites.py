@@ -9,12 +9,30 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-NODE_PY = Path(__file__).resolve().parent / "node.py"
+TESTS = Path(__file__).resolve().parents[1]
 NOBODY = 65534
+
+
+@pytest.fixture(scope="module")
+def scripts() -> Iterator[Path]:
+    """The node scripts (and the starter they load), copied where the unprivileged user can
+    read them: a checkout may sit under a folder only its owner can enter (``mktemp -d``)."""
+    root = Path(tempfile.mkdtemp(prefix="zoey-node-scripts-"))
+    try:
+        for folder in ("node", "testenv"):
+            shutil.copytree(TESTS / folder, root / "tests" / folder,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+        for path in (root, *root.rglob("*")):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        yield root / "tests" / "node"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _as_unprivileged(*cmd: str) -> subprocess.CompletedProcess[str]:
@@ -32,8 +50,8 @@ def _as_unprivileged(*cmd: str) -> subprocess.CompletedProcess[str]:
                           timeout=60, check=False, env=env, stdin=subprocess.DEVNULL)
 
 
-def test_start_without_root_refuses_in_one_line() -> None:
-    result = _as_unprivileged(str(NODE_PY), "start")
+def test_start_without_root_refuses_in_one_line(scripts: Path) -> None:
+    result = _as_unprivileged(str(scripts / "node.py"), "start")
     assert result.returncode == 1, result
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -41,21 +59,21 @@ def test_start_without_root_refuses_in_one_line() -> None:
     assert result.stdout == ""
 
 
-def test_status_without_a_node_says_not_running() -> None:
-    result = _as_unprivileged(str(NODE_PY), "status")
+def test_status_without_a_node_says_not_running(scripts: Path) -> None:
+    result = _as_unprivileged(str(scripts / "node.py"), "status")
     assert result.returncode == 1
     assert result.stdout.strip() == "not running"
 
 
-def test_preflight_without_root_is_one_line() -> None:
-    result = _as_unprivileged(str(NODE_PY), "preflight")
+def test_preflight_without_root_is_one_line(scripts: Path) -> None:
+    result = _as_unprivileged(str(scripts / "node.py"), "preflight")
     assert result.returncode == 1
     assert len(result.stderr.strip().splitlines()) == 1
     assert "needs root" in result.stderr
 
 
-def test_image_build_without_root_is_one_line() -> None:
-    result = _as_unprivileged(str(NODE_PY.with_name("image.py")), "build")
+def test_image_build_without_root_is_one_line(scripts: Path) -> None:
+    result = _as_unprivileged(str(scripts / "image.py"), "build")
     assert result.returncode == 1
     assert len(result.stderr.strip().splitlines()) == 1
     assert "needs root" in result.stderr
