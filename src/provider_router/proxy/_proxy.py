@@ -25,14 +25,12 @@ import inspect
 import logging
 import math
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final
 
-import aiohttp
 import orjson
-from yarl import URL
 
 from provider_router.engine import (
     WIRE_OPENAI,
@@ -58,7 +56,12 @@ from provider_router.proxy._formats import (
 )
 from provider_router.proxy._metrics import Bound, ProxyMetrics
 from provider_router.proxy._options import ProxyOptions
-from provider_router.proxy._upstream import forwarded_headers, new_session, relayed_headers
+from provider_router.proxy._upstream import (
+    forwarded_headers,
+    new_client,
+    relayed_headers,
+    stated_limits,
+)
 from provider_router.proxy._usage import EventRelay, Usage, ask_for_usage
 from provider_router.service import (
     JSON,
@@ -73,6 +76,8 @@ from provider_router.service import (
     no_provider_available,
     unknown_policy,
 )
+from provider_router.upstream import Client, UpstreamError, Url, parse_url
+from provider_router.upstream import Response as Answered
 
 log = logging.getLogger(__name__)
 
@@ -152,15 +157,15 @@ class Proxy:
 
     def __init__(self, service: RouteService, *, credential_for: CredentialLookup | None,
                  options: ProxyOptions | None = None,
-                 session: aiohttp.ClientSession | None = None) -> None:
+                 client: Client | None = None) -> None:
         self.service = service
         self.table = service.table
         self.options = options if options is not None else ProxyOptions()
         self.credential_for = credential_for
         self.metrics = ProxyMetrics(service.metrics.registry)
-        self._session = session
-        self._own_session = session is None
-        self._urls: dict[tuple[str, str], URL] = {}
+        self._client = client
+        self._own_client = client is None
+        self._urls: dict[tuple[str, str], Url] = {}
 
     def mount(self) -> None:
         """Serve the proxy paths at the root and under ``/proxy/NS/POLICY/``."""
@@ -172,15 +177,15 @@ class Proxy:
         service.allow_body(PREFIX, limit, prefix=True)
 
     async def close(self) -> None:
-        if self._own_session and self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
+        if self._own_client and self._client is not None:
+            client, self._client = self._client, None
+            await client.close()
 
     @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = new_session(self.options.connect_seconds)
-        return self._session
+    def client(self) -> Client:
+        if self._client is None:
+            self._client = new_client(self.options.connect_seconds)
+        return self._client
 
     # -- paths --------------------------------------------------------------------------------
 
@@ -224,8 +229,12 @@ class Proxy:
         except ApiError as error:
             return shaped(endpoint.anthropic, error)
 
-    def _stated_limits(self, namespace: str, name: str, headers: Mapping[str, str]) -> None:
-        info = parse_rate_limit_headers(headers, now=time.time())
+    def _stated_limits(self, namespace: str, name: str,
+                       headers: list[tuple[bytes, bytes]]) -> None:
+        stated = stated_limits(headers)
+        if not stated:
+            return
+        info = parse_rate_limit_headers(stated, now=time.time())
         if info is not None:
             with contextlib.suppress(UnknownProvider):  # removed while the call ran
                 self.table.record_rate_limit(namespace, name, info)
@@ -298,18 +307,18 @@ class Proxy:
             return _Failed(_own_error(anthropic, 502, "provider_gone",
                                       f"provider {name} was removed", where))
         credential = resolve_credential(self.credential_for, namespace, name, spec)
-        headers = forwarded_headers(request.headers, auth_headers(spec.api_format, credential))
-        url = self._url(provider.api_base, call.endpoint.suffix, request.query)
         loop = asyncio.get_running_loop()
         started = loop.time()
         wait = max(min(self.options.first_byte_seconds, deadline - started), 0.001)
-        response: aiohttp.ClientResponse | None = None
+        response: Answered | None = None
         usage = Usage()
         try:
+            headers = forwarded_headers(request.headers,
+                                        auth_headers(spec.api_format, credential))
+            url = self._url(provider.api_base, call.endpoint.suffix, request.query)
             async with asyncio.timeout(wait):
-                response = await self.session.request(
-                    "POST", url, data=call.body_for(target.model), headers=headers,
-                    allow_redirects=False)
+                response = await self.client.request(
+                    b"POST", url, headers, call.body_for(target.model))
                 status = response.status
                 # What the provider says of its own limits counts before its status is
                 # judged: a "0 left" excludes it for the next call, before it answers 429.
@@ -317,16 +326,16 @@ class Proxy:
                 if status == 429 or status >= 500:
                     return await _refused(response, report, started, where)
                 if call.stream and response.content_type == _SSE:
-                    first = await response.content.readany()
+                    first = await response.read_chunk()
                 else:
-                    body = await _read_all(response, self.options.max_upstream_body_bytes)
+                    body = await response.read(self.options.max_upstream_body_bytes)
         except TimeoutError:
             _close(response)
             report(OutcomeKind.TIMEOUT, started, None, usage)
             return _Failed(_own_error(anthropic, 504, "upstream_timeout",
                                       f"provider {name} did not answer within {wait:.3g} s",
                                       where))
-        except (aiohttp.ClientError, OSError, ValueError) as error:
+        except (UpstreamError, OSError, ValueError) as error:
             _close(response)
             report(OutcomeKind.ERROR, started, None, usage)
             return _Failed(_own_error(anthropic, 502, "upstream_unreachable",
@@ -340,8 +349,7 @@ class Proxy:
         bound = self.metrics.bound(namespace, policy, name)
         bound.ttft.observe(first_at - started)
         answer_headers = (*relayed_headers(response.headers), *where)
-        content_type = response.headers.get("content-type", "application/json").encode(
-            "latin-1")
+        content_type = response.header(b"content-type") or JSON
         if not (call.stream and response.content_type == _SSE):
             response.release()
             usage.take_body(body)
@@ -355,7 +363,7 @@ class Proxy:
             self._abandoned, response, bound, report, usage)))
 
     @staticmethod
-    def _abandoned(response: aiohttp.ClientResponse, bound: Bound, report: Callable[..., None],
+    def _abandoned(response: Answered, bound: Bound, report: Callable[..., None],
                    usage: Usage) -> None:
         """A stream whose client left before its body was asked for: what ``_relay``'s
         ``finally`` would have done."""
@@ -363,7 +371,7 @@ class Proxy:
         bound.streams.dec()
         report(OutcomeKind.SUCCESS, None, CLIENT_CLOSED, usage)
 
-    async def _relay(self, response: aiohttp.ClientResponse, relay: EventRelay,
+    async def _relay(self, response: Answered, relay: EventRelay,
                      first: bytes, anthropic: bool, report: Callable[..., None],
                      labels: tuple[str, str, str], started: float
                      ) -> AsyncGenerator[bytes, None]:
@@ -371,7 +379,6 @@ class Proxy:
         namespace, policy, name = labels
         kind, status = OutcomeKind.SUCCESS, response.status
         idle = self.options.idle_seconds
-        content = response.content
         finished = False
         try:
             if first:
@@ -379,13 +386,13 @@ class Proxy:
             while True:
                 try:
                     async with asyncio.timeout(idle):
-                        chunk = await content.readany()
+                        chunk = await response.read_chunk()
                 except TimeoutError:
                     kind = OutcomeKind.TIMEOUT
                     yield stream_error_event(anthropic, f"provider {name} sent nothing for "
                                              f"{idle:g} s; the stream was ended")
                     break
-                except (aiohttp.ClientError, OSError, ValueError) as error:
+                except (UpstreamError, OSError, ValueError) as error:
                     kind = OutcomeKind.ERROR
                     yield stream_error_event(anthropic, f"provider {name} broke the stream: "
                                              f"{type(error).__name__}")
@@ -410,18 +417,16 @@ class Proxy:
             self.metrics.bound(namespace, policy, name).streams.dec()
             report(kind, started if status != CLIENT_CLOSED else None, status, relay.usage)
 
-    def _url(self, api_base: str, suffix: str, query: bytes) -> URL:
+    def _url(self, api_base: str, suffix: str, query: bytes) -> Url:
         """A provider endpoint's URL, parsed once (per provider and path) rather than per
         call."""
-        if query:
-            return URL(api_base + suffix + "?" + query.decode("latin-1"))
         key = (api_base, suffix)
         url = self._urls.get(key)
         if url is None:
             if len(self._urls) >= MAX_CACHED_URLS:
                 self._urls.clear()
-            url = self._urls[key] = URL(api_base + suffix)
-        return url
+            url = self._urls[key] = parse_url(api_base + suffix)
+        return url.with_query(query) if query else url
 
     def _report(self, namespace: str, policy: str, name: str, lease: str | None,
                 kind: OutcomeKind, started: float | None, status: int | None, usage: Usage,
@@ -470,43 +475,24 @@ def _parse(request: Request, endpoint: Endpoint) -> _Call:
     return _Call(endpoint, parsed, body, model, bool(stream), strip)
 
 
-async def _refused(response: aiohttp.ClientResponse, report: Callable[..., None],
+async def _refused(response: Answered, report: Callable[..., None],
                    started: float, where: tuple[tuple[bytes, bytes], ...]) -> _Failed:
     """A 429 or 5xx: reported (a 429 with its ``Retry-After``, which starts the provider's
     cooldown), and kept as the answer to give if no other provider does better."""
     status = response.status
     try:
-        body = await _read_all(response, MAX_ERROR_BODY_BYTES, truncate=True)
+        body = await response.read(MAX_ERROR_BODY_BYTES, truncate=True)
     finally:
         response.close()
     kind = OutcomeKind.RATE_LIMITED if status == 429 else OutcomeKind.ERROR
-    report(kind, started, status, Usage(), _retry_after(response.headers.get("retry-after")))
-    content_type = response.headers.get("content-type", "application/json")
-    return _Failed((status, content_type.encode("latin-1"), body,
+    stated = response.header(b"retry-after")
+    report(kind, started, status, Usage(),
+           _retry_after(None if stated is None else stated.decode("latin-1")))
+    return _Failed((status, response.header(b"content-type") or JSON, body,
                     (*relayed_headers(response.headers), *where)))
 
 
-async def _read_all(response: aiohttp.ClientResponse, limit: int,
-                    truncate: bool = False) -> bytes:
-    """The whole body, to its end; past ``limit`` bytes a ``ValueError``, or with
-    ``truncate`` its first ``limit`` bytes."""
-    content = response.content
-    pieces: list[bytes] = []
-    size = 0
-    while True:
-        piece = await content.readany()
-        if not piece:
-            break
-        size += len(piece)
-        pieces.append(piece)
-        if size > limit:
-            if truncate:
-                return b"".join(pieces)[:limit]
-            raise ValueError(f"the answer is larger than {limit} bytes")
-    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
-
-
-def _close(response: aiohttp.ClientResponse | None) -> None:
+def _close(response: Answered | None) -> None:
     if response is not None:
         response.close()
 

@@ -1,14 +1,13 @@
-"""The HTTP client side of the proxy: one aiohttp session, and what goes into each request.
+"""What goes into each request to a provider, and what of its answer comes back.
 
-aiohttp's client was measured against httpx's on this code's workload (``bench/
-upstream_client.py``): several times the throughput at one caller and more under
-concurrency, which is what a data plane in one process needs.
+The calls themselves go through ``provider_router.upstream`` (the router's own pooled HTTP/1.1
+client; its docstring says why not aiohttp's).
 
 Headers are built from the caller's minus everything that must not travel: the caller's own
 credentials (``authorization``, ``x-api-key``, ``api-key``, cookies), hop-by-hop headers (and
 those ``connection`` names), and headers that describe the caller's connection rather than
 the request. Then the chosen provider's credential is added, for that provider only. The
-session ignores proxy environment variables and never follows a redirect, so a credential
+client ignores proxy environment variables and never follows a redirect, so a credential
 cannot reach another host.
 """
 
@@ -17,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-import aiohttp
+from provider_router.upstream import Client, InvalidRequest
 
 _DROPPED: Final = frozenset({
     b"authorization", b"x-api-key", b"api-key", b"cookie", b"proxy-authorization",
@@ -30,52 +29,56 @@ _DROPPED: Final = frozenset({
 as the provider sends them, so the provider is asked for none."""
 
 RELAYED: Final = frozenset({
-    "content-type", "retry-after", "x-request-id", "request-id", "openai-processing-ms",
-    "openai-version", "openai-organization",
+    b"retry-after", b"x-request-id", b"request-id", b"openai-processing-ms",
+    b"openai-version", b"openai-organization",
 })
-"""Provider answer headers passed on to the caller, besides the rate-limit families."""
-_RELAYED_PREFIXES: Final = ("x-ratelimit-", "anthropic-ratelimit-")
+"""Provider answer headers passed on to the caller, besides the rate-limit families (the
+content type is written as the answer's own)."""
+RATE_LIMIT_PREFIXES: Final = (b"x-ratelimit-", b"anthropic-ratelimit-")
+_ANTHROPIC_VERSION: Final = b"anthropic-version"
 
 
 def forwarded_headers(headers: Mapping[bytes, bytes], credential: Mapping[str, str]
-                      ) -> dict[str, str]:
-    """The request headers for a provider: the caller's that may travel, then ours."""
+                      ) -> list[tuple[bytes, bytes]]:
+    """The request headers for a provider: the caller's that may travel, then ours (the
+    caller may pin the ``anthropic-version`` it speaks)."""
     named = headers.get(b"connection")
-    hop = ({part.strip().lower() for part in named.split(b",")} if named else set())
-    out: dict[str, str] = {}
-    for name, value in headers.items():
-        if name in _DROPPED or name in hop or name.startswith(b"x-router-"):
-            continue
-        out[name.decode("latin-1")] = value.decode("latin-1")
-    if credential:
-        version = out.get("anthropic-version")
-        out.update(credential)
-        if version is not None and "anthropic-version" in credential:
-            out["anthropic-version"] = version  # the caller may pin the API version it speaks
+    hop = (frozenset(part.strip().lower() for part in named.split(b","))
+           if named else frozenset())
+    try:
+        ours = [(name.lower().encode("latin-1"), value.encode("latin-1"))
+                for name, value in credential.items()]
+    except UnicodeEncodeError:
+        raise InvalidRequest("the provider's credential is not latin-1 text; check its "
+                             "Secret") from None
+    names = {name for name, _ in ours}
+    pinned = headers.get(_ANTHROPIC_VERSION)
+    if pinned is not None and _ANTHROPIC_VERSION in names:
+        ours = [(name, pinned if name == _ANTHROPIC_VERSION else value)
+                for name, value in ours]
+    out = [(name, value) for name, value in headers.items()
+           if name not in _DROPPED and name not in hop and name not in names
+           and not name.startswith(b"x-router-")]
+    out += ours
     return out
 
 
-def relayed_headers(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+def relayed_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """The provider's answer headers that the caller sees (never ``set-cookie``)."""
-    out: list[tuple[bytes, bytes]] = []
-    for name, value in headers.items():
-        lowered = name.lower()
-        if lowered == "content-type":
-            continue  # written as the answer's content type
-        if lowered in RELAYED or lowered.startswith(_RELAYED_PREFIXES):
-            out.append((lowered.encode("latin-1"), value.encode("latin-1", "replace")))
-    return out
+    return [(name, value) for name, value in headers
+            if name in RELAYED or name.startswith(RATE_LIMIT_PREFIXES)]
 
 
-def new_session(connect_seconds: float) -> aiohttp.ClientSession:
-    """The proxy's one session: pooled keep-alive connections, no environment proxies, no
-    cookies kept, answers read as sent."""
-    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=60)
-    return aiohttp.ClientSession(
-        connector=connector, trust_env=False, auto_decompress=False,
-        cookie_jar=aiohttp.DummyCookieJar(), skip_auto_headers=("User-Agent",),
-        timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_seconds,
-                                      connect=connect_seconds))
+def stated_limits(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    """The rate-limit headers of an answer, as text, for the engine's parser."""
+    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers
+            if name.startswith(RATE_LIMIT_PREFIXES)]
 
 
-__all__ = ["RELAYED", "forwarded_headers", "new_session", "relayed_headers"]
+def new_client(connect_seconds: float) -> Client:
+    """The proxy's one client: pooled keep-alive connections, nothing from the environment."""
+    return Client(connect_seconds=connect_seconds)
+
+
+__all__ = ["RATE_LIMIT_PREFIXES", "RELAYED", "forwarded_headers", "new_client",
+           "relayed_headers", "stated_limits"]
