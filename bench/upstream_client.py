@@ -1,11 +1,12 @@
-"""aiohttp's client against httpx's, for the proxy's upstream calls, measured in one run.
+"""The router's upstream client against aiohttp's and httpx's, for the proxy's calls, in one run.
 
 The proxy makes one upstream POST per proxied call, so its HTTP client's cost per request
 bounds the proxy's throughput. Both clients POST a chat-completion body to the same fast
 local backend (a uvloop server in a child process answering a canned completion) over
 pooled keep-alive connections, from 1 and from 16 concurrent callers in one event loop
 (uvloop), for a fixed time per round; rounds alternate between the clients. Prints the
-median req/s per client and concurrency, and the ratio aiohttp / httpx.
+median req/s per client and concurrency, and the ratios to ours (``provider_router.upstream``,
+which the proxy uses because of this measurement).
 
     python bench/upstream_client.py [--rounds 3] [--seconds 3]
 """
@@ -87,6 +88,24 @@ async def with_httpx(url: str, callers: int, seconds: float) -> float:
         return await drive(call, callers, seconds)
 
 
+async def with_ours(url: str, callers: int, seconds: float) -> float:
+    from provider_router.upstream import Client, parse_url
+
+    client = Client()
+    target = parse_url(url)
+    headers = [(b"content-type", b"application/json")]
+    try:
+        async def call() -> None:
+            response = await client.request(b"POST", target, headers, BODY)
+            await response.read(1 << 20)
+            response.release()
+
+        await drive(call, callers, 0.5)
+        return await drive(call, callers, seconds)
+    finally:
+        await client.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -100,7 +119,8 @@ def main() -> None:
     try:
         for _ in range(args.rounds):
             for callers in (1, 16):
-                for name, run in (("aiohttp", with_aiohttp), ("httpx", with_httpx)):
+                for name, run in (("ours", with_ours), ("aiohttp", with_aiohttp),
+                                  ("httpx", with_httpx)):
                     rps = uvloop.run(run(url, callers, args.seconds))
                     results.setdefault((name, callers), []).append(rps)
     finally:
@@ -110,9 +130,10 @@ def main() -> None:
     for (name, callers), values in sorted(results.items(), key=lambda i: (i[0][1], i[0][0])):
         print(f"{name:<10}{callers:>8}{statistics.median(values):>10.0f}")
     for callers in (1, 16):
-        ratio = (statistics.median(results["aiohttp", callers])
-                 / statistics.median(results["httpx", callers]))
-        print(f"aiohttp / httpx at {callers} caller(s): {ratio:.1f}x")
+        ours = statistics.median(results["ours", callers])
+        for other in ("aiohttp", "httpx"):
+            ratio = ours / statistics.median(results[other, callers])
+            print(f"ours / {other} at {callers} caller(s): {ratio:.1f}x")
 
 
 if __name__ == "__main__":

@@ -86,10 +86,13 @@ class Connection(asyncio.Protocol):
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail(ProtocolError("the provider upgraded the connection"))
+        except httptools.HttpParserCallbackError as error:
+            # httptools wraps what a callback raised: a limit passed, in on_header.
+            cause = error.__context__
+            self._fail(cause if isinstance(cause, UpstreamError) else ProtocolError(
+                f"the provider's answer could not be read: {cause!r}"))
         except httptools.HttpParserError as error:
             self._fail(ProtocolError(f"the provider's answer is not valid HTTP/1.1: {error}"))
-        except UpstreamError as error:  # raised by a callback: a limit was passed
-            self._fail(error)
 
     def eof_received(self) -> bool:
         return False  # close: a provider that half-closes has nothing more to say
