@@ -11,7 +11,7 @@ UV := $(UV_DIR)/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test unit integration lint lock bench crds clean
+.PHONY: run test unit integration lint lock bench bench-deps crds clean
 
 include tests/testenv/testenv.mk
 include tests/node/node.mk
@@ -47,7 +47,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/mypy src
 	$(VENV)/bin/lint-imports
 
-bench: $(VENV)/.installed testenv-build
+bench: $(VENV)/.installed testenv-build bench-deps
 	$(PY) bench/engine.py
 	$(PY) bench/route_service.py
 	$(PY) bench/operator_scale.py
@@ -57,6 +57,10 @@ bench: $(VENV)/.installed testenv-build
 	$(PY) bench/auth.py
 	$(PY) bench/upstream_client.py
 	$(PY) bench/proxy.py
+
+# wrk drives the HTTP benches; installed from the distribution when missing.
+bench-deps:
+	bash tests/tools/install-wrk.sh
 
 crds: $(VENV)/.installed
 	$(VENV)/bin/provider-router crds --out crds
