@@ -76,7 +76,7 @@ from provider_router.service import (
     no_provider_available,
     unknown_policy,
 )
-from provider_router.upstream import Client, UpstreamError, Url, parse_url
+from provider_router.upstream import Client, ConnectTimeout, UpstreamError, Url, parse_url
 from provider_router.upstream import Response as Answered
 
 log = logging.getLogger(__name__)
@@ -329,12 +329,12 @@ class Proxy:
                     first = await response.read_chunk()
                 else:
                     body = await response.read(self.options.max_upstream_body_bytes)
-        except TimeoutError:
+        except TimeoutError as error:
             _close(response)
             report(OutcomeKind.TIMEOUT, started, None, usage)
-            return _Failed(_own_error(anthropic, 504, "upstream_timeout",
-                                      f"provider {name} did not answer within {wait:.3g} s",
-                                      where))
+            said = (f"provider {name}: {error}" if isinstance(error, ConnectTimeout)
+                    else f"provider {name} did not answer within {wait:.3g} s")
+            return _Failed(_own_error(anthropic, 504, "upstream_timeout", said, where))
         except (UpstreamError, OSError, ValueError) as error:
             _close(response)
             report(OutcomeKind.ERROR, started, None, usage)
