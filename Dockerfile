@@ -2,7 +2,8 @@
 # provider-router: the Kopf operator plus the HTTP route API (and standalone `serve` mode).
 #
 # Two stages: the builder turns the source into a wheel; the final image installs only that
-# wheel and its runtime dependencies, so no compiler, build backend or source tree ships.
+# wheel and its runtime dependencies as locked, so no compiler, build backend or source tree
+# ships, and the image runs the dependency versions the tests ran.
 #   docker build -t provider-router .
 #   docker run --rm -p 8080:8080 -v "$PWD/examples/kubernetes:/manifests:ro" \
 #     provider-router serve --manifests /manifests --host 0.0.0.0 --port 8080
@@ -46,12 +47,16 @@ RUN groupadd --system --gid 65532 nonroot \
  && useradd --system --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin nonroot
 COPY --from=builder /wheels/ /tmp/wheels/
-# The wheel and its dependencies only, as wheels: --only-binary makes a dependency without a
-# wheel for this platform fail the build instead of needing a compiler the image lacks.
+# The dependencies exactly as locked in uv.lock (versions and hashes: `make lock` exports the
+# file), then the wheel alone. --only-binary makes a dependency without a wheel for this
+# platform fail the build instead of needing a compiler the image lacks.
+COPY requirements-image.txt /tmp/
 RUN --mount=type=secret,id=pip-ca,required=false \
     if [ -f /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
- && python -m pip install --no-cache-dir --only-binary :all: /tmp/wheels/*.whl \
- && rm -rf /tmp/wheels
+ && python -m pip install --no-cache-dir --only-binary :all: --require-hashes \
+      -r /tmp/requirements-image.txt \
+ && python -m pip install --no-cache-dir --no-deps /tmp/wheels/*.whl \
+ && rm -rf /tmp/wheels /tmp/requirements-image.txt
 WORKDIR /tmp
 USER 65532:65532
 EXPOSE 8080

@@ -27,8 +27,15 @@ $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 
 # After editing dependencies in pyproject.toml: re-resolve and rewrite uv.lock (commit it).
 # `make lock UPGRADE=1` also moves every pin to the newest allowed version.
+# The image installs exactly the locked runtime dependencies, with their hashes, from a file
+# exported from uv.lock (`make lint` fails when it is out of date).
+IMAGE_REQUIREMENTS := requirements-image.txt
+EXPORT_IMAGE_REQUIREMENTS = $(UV) export --locked --no-dev --no-emit-project \
+	--format requirements-txt --quiet
+
 lock: $(UV)
 	$(UV) lock --python $(PYTHON) $(if $(UPGRADE),--upgrade)
+	$(EXPORT_IMAGE_REQUIREMENTS) > $(IMAGE_REQUIREMENTS)
 
 run: $(VENV)/.installed
 	$(VENV)/bin/provider-router demo
@@ -43,6 +50,8 @@ unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit
 
 lint: $(VENV)/.installed
+	@$(EXPORT_IMAGE_REQUIREMENTS) | cmp -s - $(IMAGE_REQUIREMENTS) \
+		|| { echo "$(IMAGE_REQUIREMENTS) is out of date with uv.lock: run make lock"; exit 1; }
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy src
 	$(VENV)/bin/lint-imports

@@ -33,6 +33,7 @@ from support.tools import ToolUnavailable, hadolint_path, in_ci
 
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 DOCKERIGNORE = REPO_ROOT / ".dockerignore"
+REQUIREMENTS = REPO_ROOT / "requirements-image.txt"
 CLI_MISSING = (
     "provider_router.cli is not in the wheel: src/provider_router/cli.py (the CLI, written "
     "separately) does not exist yet, so the image's ENTRYPOINT `provider-router` cannot start. "
@@ -158,8 +159,9 @@ def build_context(destination: Path) -> list[str]:
 
 def test_dockerignore_sends_only_what_the_build_needs(tmp_path: Path) -> None:
     sent = build_context(tmp_path)
-    assert {"pyproject.toml", "README.md", "src/provider_router/__init__.py"} <= set(sent)
-    assert all(p in ("pyproject.toml", "README.md") or p.startswith("src/") for p in sent), sent
+    top = ("pyproject.toml", "README.md", REQUIREMENTS.name)
+    assert {*top, "src/provider_router/__init__.py"} <= set(sent)
+    assert all(p in top or p.startswith("src/") for p in sent), sent
     assert not any("__pycache__" in p or p.endswith(".pyc") for p in sent)
 
 
@@ -235,14 +237,50 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> InstalledImage:
     _check([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir",
             str(wheels), "."], env, workdir)
     (wheel,) = wheels.glob("*.whl")
-    # Final: a clean Python 3.11 with nothing but pip, then the wheel and its dependencies:
-    # RUN python -m pip install --no-cache-dir --only-binary :all: /tmp/wheels/*.whl
+    # Final: a clean Python 3.11 with nothing but pip, then the locked dependencies and the
+    # wheel alone:
+    # RUN python -m pip install --no-cache-dir --only-binary :all: --require-hashes \
+    #       -r /tmp/requirements-image.txt \
+    #  && python -m pip install --no-cache-dir --no-deps /tmp/wheels/*.whl
     # (here with pip's cache, and without byte-compiling, which only costs time in a test).
     venv = root / "venv"
+    python = str(venv / "bin" / "python")
     _check([sys.executable, "-m", "venv", str(venv)], env, root)
-    _check([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-compile",
-            "--only-binary", ":all:", str(wheel)], env, root)
+    _check([python, "-m", "pip", "install", "--quiet", "--no-compile", "--only-binary", ":all:",
+            "--require-hashes", "-r", str(context / REQUIREMENTS.name)], env, root)
+    _check([python, "-m", "pip", "install", "--quiet", "--no-compile", "--no-deps", str(wheel)],
+           env, root)
     return InstalledImage(venv=venv, wheel=wheel, env=env)
+
+
+def _locked_pins() -> dict[str, str]:
+    """name -> version of every requirement in requirements-image.txt."""
+    pins = {}
+    for line in REQUIREMENTS.read_text(encoding="utf-8").splitlines():
+        match = re.match(r"([A-Za-z0-9_.-]+)==([^ ;\\]+)", line)
+        if match:
+            pins[re.sub(r"[-_.]+", "-", match.group(1)).lower()] = match.group(2)
+    return pins
+
+
+def test_image_runs_exactly_the_locked_dependencies(image: InstalledImage) -> None:
+    """What the image installs is what uv.lock says (and so what the tests ran), nothing
+    more: pip resolved nothing of its own. ``make lint`` keeps the file in step with uv.lock."""
+    result = subprocess.run([str(image.venv / "bin" / "python"), "-m", "pip", "list",
+                             "--format", "freeze", "--exclude", "pip"],
+                            capture_output=True, text=True, env=image.env, timeout=60,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    installed = {}
+    for line in result.stdout.splitlines():
+        name, _, version = line.partition("==")
+        installed[re.sub(r"[-_.]+", "-", name).lower()] = version
+    installed.pop("zoey-provider-router")
+    installed.pop("setuptools", None)  # venv's own, on older Pythons
+    pins = _locked_pins()
+    assert installed == {name: pins[name] for name in installed}, "versions differ from the lock"
+    assert set(installed) <= set(pins)
+    assert {"pydantic", "kopf", "httptools", "orjson"} <= set(installed)
 
 
 def _wheel_has_cli(image: InstalledImage) -> bool:

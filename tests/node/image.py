@@ -43,7 +43,8 @@ SUITE = "bookworm"
 BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
 VENV = "/opt/venv"
 # Everything the Dockerfile copies (its .dockerignore keeps the rest out) plus the Dockerfile.
-CONTEXT_INPUTS = ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md", "src")
+CONTEXT_INPUTS = ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md", "src",
+                  "requirements-image.txt")
 # The CA bundle this machine's pip trusts: given to pip in the build as a secret, if present.
 CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt",)
 
