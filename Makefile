@@ -25,14 +25,15 @@ $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --quiet --locked --extra dev --python $(PYTHON)
 	touch $@
 
-# After editing dependencies in pyproject.toml: re-resolve and rewrite uv.lock (commit it).
-# `make lock UPGRADE=1` also moves every pin to the newest allowed version.
 # The image installs exactly the locked runtime dependencies, with their hashes, from a file
 # exported from uv.lock (`make lint` fails when it is out of date).
 IMAGE_REQUIREMENTS := requirements-image.txt
 EXPORT_IMAGE_REQUIREMENTS = $(UV) export --locked --no-dev --no-emit-project \
 	--format requirements-txt --quiet
 
+# After editing dependencies in pyproject.toml: re-resolve and rewrite uv.lock and the image's
+# requirements (commit both). `make lock UPGRADE=1` also moves every pin to the newest allowed
+# version.
 lock: $(UV)
 	$(UV) lock --python $(PYTHON) $(if $(UPGRADE),--upgrade)
 	$(EXPORT_IMAGE_REQUIREMENTS) > $(IMAGE_REQUIREMENTS)
