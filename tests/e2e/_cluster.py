@@ -25,6 +25,8 @@ CHART = REPO / "charts" / "provider-router"
 RELEASE = "e2e"
 RELEASE_NAMESPACE = "router-system"
 CLIENT_NAMESPACE = "e2e-client"
+KEYED_NAMESPACE = "e2e-keyed"
+"""Where the proxy-mode test's provider needs a key that only the router holds."""
 DEPLOYMENT = f"{RELEASE}-provider-router"
 MOCK_PORT = 9000
 
@@ -227,10 +229,11 @@ class WorkloadRun:
 
 
 def start_workload(cluster: Cluster, namespace: str, duration: float,
-                   interval: float = 0.2) -> tuple[str, float]:
+                   interval: float = 0.2, policy: str = "mock-policy",
+                   mode: str = "route") -> tuple[str, float]:
     name = f"workload-{uuid.uuid4().hex[:6]}"
-    env = {"ROUTER": cluster.router_url(), "POLICY": "mock-policy", "NAMESPACE": namespace,
-           "DURATION": str(duration), "INTERVAL": str(interval), "TIMEOUT": "2"}
+    env = {"ROUTER": cluster.router_url(), "POLICY": policy, "NAMESPACE": namespace,
+           "DURATION": str(duration), "INTERVAL": str(interval), "TIMEOUT": "2", "MODE": mode}
     created = time.time()
     cluster.apply(python_pod(name, namespace, HERE / "workload.py", env,
                              labels={"app": "workload"}, identity=True))
@@ -254,10 +257,12 @@ def finish_workload(cluster: Cluster, namespace: str, name: str, created: float,
 
 
 def run_workload(cluster: Cluster, namespace: str, duration: float = 0,
-                 timeout: float = 180, during: Callable[[], None] | None = None) -> WorkloadRun:
+                 timeout: float = 180, during: Callable[[], None] | None = None,
+                 policy: str = "mock-policy", mode: str = "route") -> WorkloadRun:
     """Run a workload Pod (one successful attempt, or a loop of `duration` seconds while
-    `during` runs a drill) and return what it printed."""
-    name, created = start_workload(cluster, namespace, duration)
+    `during` runs a drill) and return what it printed. ``mode="proxy"``: it calls through the
+    router's proxy path instead of routing and calling the provider itself."""
+    name, created = start_workload(cluster, namespace, duration, policy=policy, mode=mode)
     if during is not None:
         wait_for(f"workload Pod {name} Running",
                  lambda: (cluster.get("pod", name, "-n", namespace).get("status") or {})

@@ -13,6 +13,7 @@ terminal summary.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from e2e._cluster import (
     CLIENT_NAMESPACE,
     FIGURES,
     HERE,
+    KEYED_NAMESPACE,
     MOCK_PORT,
     RELEASE,
     RELEASE_NAMESPACE,
@@ -104,18 +106,19 @@ def release(cluster: Cluster) -> Iterator[Cluster]:
                          "--timeout", "60s", timeout=120)
 
 
-@pytest.fixture(scope="session")
-def client_namespace(release: Cluster) -> str:
-    """A client namespace (labelled for the chart's NetworkPolicy) with a mock provider Pod,
-    its Service, an LLMProvider at that Service and a RoutingPolicy selecting it."""
-    ns = CLIENT_NAMESPACE
+def _client_namespace(release: Cluster, ns: str) -> None:
+    """A namespace labelled for the chart's NetworkPolicy, with the workload identity."""
     release.apply({"apiVersion": "v1", "kind": "Namespace",
                    "metadata": {"name": ns, "labels": {"router.zoeyos.io/client": "true"}}})
     wait_for(f"ServiceAccount {ns}/default",
              lambda: release.try_kubectl("get", "sa", "default", "-n", ns).returncode == 0, 60)
     release.apply(workload_identity(ns))
+
+
+def _mock_provider(release: Cluster, ns: str, env: dict[str, str]) -> str:
+    """The mock provider Pod and its Service in ``ns``; its base URL once the Pod is Ready."""
     pod = python_pod("mock-provider", ns, HERE / "mock_provider.py",
-                     {"NAME": "mock", "PORT": str(MOCK_PORT)}, restart="Always")
+                     {"NAME": "mock", "PORT": str(MOCK_PORT), **env}, restart="Always")
     pod["spec"]["containers"][0]["ports"] = [{"name": "http", "containerPort": MOCK_PORT}]
     service = {"apiVersion": "v1", "kind": "Service",
                "metadata": {"name": "mock-provider", "namespace": ns},
@@ -123,14 +126,28 @@ def client_namespace(release: Cluster) -> str:
                         "ports": [{"name": "http", "port": MOCK_PORT,
                                    "targetPort": MOCK_PORT}]}}
     release.apply([pod, service])
-    wait_for("mock provider Pod Ready", lambda: _pod_ready(release, "mock-provider", ns), 120)
-    base_url = release.service_url("mock-provider", ns)
+    wait_for(f"mock provider Pod Ready in {ns}",
+             lambda: _pod_ready(release, "mock-provider", ns), 120)
+    return release.service_url("mock-provider", ns)
+
+
+def _provider(ns: str, base_url: str, **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "router.zoeyos.io/v1alpha1", "kind": "LLMProvider",
+            "metadata": {"name": "mock", "namespace": ns},
+            "spec": {"baseURL": base_url, "apiFormat": "openai", "capabilities": ["chat"],
+                     "models": ["mock-model"],
+                     "healthCheck": {"intervalSeconds": 5, "timeoutSeconds": 2}, **spec}}
+
+
+@pytest.fixture(scope="session")
+def client_namespace(release: Cluster) -> str:
+    """A client namespace (labelled for the chart's NetworkPolicy) with a mock provider Pod,
+    its Service, an LLMProvider at that Service and a RoutingPolicy selecting it."""
+    ns = CLIENT_NAMESPACE
+    _client_namespace(release, ns)
+    base_url = _mock_provider(release, ns, {})
     release.apply([
-        {"apiVersion": "router.zoeyos.io/v1alpha1", "kind": "LLMProvider",
-         "metadata": {"name": "mock", "namespace": ns},
-         "spec": {"baseURL": base_url, "apiFormat": "openai", "capabilities": ["chat"],
-                  "models": ["mock-model"],
-                  "healthCheck": {"intervalSeconds": 5, "timeoutSeconds": 2}}},
+        _provider(ns, base_url),
         {"apiVersion": "router.zoeyos.io/v1alpha1", "kind": "RoutingPolicy",
          "metadata": {"name": "mock-policy", "namespace": ns},
          "spec": {"strategy": "RoundRobin", "providerSelector": {}}},
@@ -140,3 +157,25 @@ def client_namespace(release: Cluster) -> str:
     return ns
 
 
+@pytest.fixture(scope="session")
+def keyed_namespace(release: Cluster) -> tuple[str, str]:
+    """A client namespace whose mock provider answers only with its key, which lives in a
+    Secret there that the LLMProvider names: workloads in proxy mode never see it. Returns
+    the namespace and the key."""
+    ns = KEYED_NAMESPACE
+    key = f"sk-e2e-{secrets.token_hex(12)}"
+    _client_namespace(release, ns)
+    release.apply({"apiVersion": "v1", "kind": "Secret",
+                   "metadata": {"name": "mock-key", "namespace": ns},
+                   "stringData": {"apiKey": key}})
+    base_url = _mock_provider(release, ns, {"API_KEY": key})
+    release.apply([
+        _provider(ns, base_url, credentialsSecretRef={"name": "mock-key", "key": "apiKey"}),
+        {"apiVersion": "router.zoeyos.io/v1alpha1", "kind": "RoutingPolicy",
+         "metadata": {"name": "keyed", "namespace": ns},
+         "spec": {"strategy": "Priority", "default": True, "providerSelector": {}}},
+    ])
+    # Ready means the probes, made with the key from the Secret, were let in.
+    wait_for(f"LLMProvider {ns}/mock Ready",
+             lambda: condition(release, "llmprovider", "mock", ns, "Ready") == "True", 120)
+    return ns, key

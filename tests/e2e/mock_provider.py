@@ -1,7 +1,8 @@
 """The mock provider Pod's program (``python -c`` in the product image).
 
 The product's own ``MockProvider`` (the one ``provider-router demo`` uses), on 0.0.0.0:PORT,
-until SIGTERM. Running it from the product image keeps the e2e test free of any other image.
+until SIGTERM; with API_KEY set, it answers only calls that carry that key. Running it from
+the product image keeps the e2e test free of any other image.
 """
 
 import asyncio
@@ -13,7 +14,8 @@ from provider_router.demo import MockProvider
 
 async def main() -> None:
     mock = MockProvider(name=os.environ.get("NAME", "mock"), host="0.0.0.0",
-                        port=int(os.environ.get("PORT", "9000")))
+                        port=int(os.environ.get("PORT", "9000")),
+                        api_key=os.environ.get("API_KEY") or None)
     await mock.start()
     print(f"mock provider listening on {mock.url}", flush=True)
     stop = asyncio.Event()

@@ -169,6 +169,27 @@ def test_workload_routes_over_the_service_and_calls_the_provider(
            f"{first['t'] - run.created:.1f}s")
 
 
+def test_workload_calls_through_the_proxy_holding_no_provider_key(
+        release: Cluster, keyed_namespace: tuple[str, str]) -> None:
+    """Proxy mode as the chart ships it (on, callers checked by TokenReview and RBAC): a
+    workload with only its ServiceAccount token gets a completion from a provider that
+    demands a key, which the router took from the provider's Secret."""
+    ns, key = keyed_namespace
+    run = run_workload(release, ns, duration=0, timeout=120, policy="keyed", mode="proxy")
+    ok = [line for line in run.attempts if line["ok"]]
+    assert ok, run.lines
+    first = ok[0]
+    assert first["provider"] == f"{ns}/mock"
+    assert first["policy"] == f"{ns}/keyed"
+    assert "Hello from mock" in str(first["content"])
+    assert key not in json.dumps(run.lines), "the provider's key reached the workload"
+    logs = release.kubectl("logs", "-n", RELEASE_NAMESPACE, "-l",
+                           f"app.kubernetes.io/instance={RELEASE}", "--tail=-1")
+    assert key not in logs, "the provider's key is in the router's log"
+    figure("workload first proxied call (Pod created -> completion through the router)",
+           f"{first['t'] - run.created:.1f}s")
+
+
 def test_drill_delete_the_operator_pod(release: Cluster, client_namespace: str) -> None:
     def drill() -> None:
         time.sleep(3)

@@ -1,5 +1,9 @@
 """A workload Pod's program (run as ``python -c`` in the product image): route, then call.
 
+With MODE=proxy it holds no provider key and calls the router's OpenAI-compatible path
+instead (``POST ROUTER/proxy/NAMESPACE/POLICY/v1/chat/completions``): the router picks the
+provider, calls it with the key from its Secret and reports the outcome itself.
+
 Why in a Pod: the point is what an in-cluster service sees, so this runs where one does,
 behind the node's pod network, and asks the router over its ClusterIP Service. Each attempt
 asks ``GET /v1/route`` and then POSTs a chat completion to the chosen provider's ``apiBase``,
@@ -27,6 +31,7 @@ DURATION = float(os.environ.get("DURATION", "0"))
 INTERVAL = float(os.environ.get("INTERVAL", "0.2"))
 TIMEOUT = float(os.environ.get("TIMEOUT", "2"))
 GIVE_UP = float(os.environ.get("GIVE_UP", "120"))
+MODE = os.environ.get("MODE", "route")
 TOKEN_FILE = os.environ.get("TOKEN_FILE", "/var/run/secrets/provider-router/token")
 
 
@@ -88,10 +93,33 @@ def attempt() -> dict[str, object]:
         return {"t": started, "ok": False, "error": f"{type(err).__name__}: {err}"[:300]}
 
 
+def proxied() -> dict[str, object]:
+    """One chat completion through the router's proxy path, with only the caller's token."""
+    started = time.time()
+    body = json.dumps({"model": "mock-model",
+                       "messages": [{"role": "user", "content": "hello"}]}).encode()
+    request = urllib.request.Request(
+        f"{ROUTER}/proxy/{NAMESPACE}/{POLICY}/v1/chat/completions", data=body, method="POST",
+        headers={"Content-Type": "application/json", **auth()})
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            answer = json.load(response)
+            provider = response.headers.get("x-router-provider", "")
+            policy = response.headers.get("x-router-policy", "")
+        return {"t": started, "ok": True, "provider": provider, "policy": policy,
+                "content": answer["choices"][0]["message"]["content"],
+                "usage": answer.get("usage")}
+    except urllib.error.HTTPError as err:
+        detail = err.read().decode(errors="replace")
+        return {"t": started, "ok": False, "error": f"HTTP {err.code}: {detail}"[:400]}
+    except Exception as err:
+        return {"t": started, "ok": False, "error": f"{type(err).__name__}: {err}"[:300]}
+
+
 def main() -> None:
     begin = time.time()
     while True:
-        result = attempt()
+        result = proxied() if MODE == "proxy" else attempt()
         print(json.dumps(result), flush=True)
         elapsed = time.time() - begin
         if DURATION <= 0 and (result["ok"] or elapsed > GIVE_UP):
