@@ -127,6 +127,18 @@ class UnknownLease(RoutingError):
         super().__init__(f"lease {lease_id!r} is unknown, already reported, or expired")
 
 
+class ProviderUnavailable(RoutingError):
+    """One named provider may not take a call under a policy now (``RoutingTable.acquire``):
+    it filled up, its circuit opened or its trial is taken since it was named a fallback."""
+
+    def __init__(self, namespace: str, name: str, policy: str,
+                 reasons: tuple[str, ...]) -> None:
+        self.namespace, self.name, self.policy, self.reasons = namespace, name, policy, reasons
+        why = ", ".join(reasons) or "not selected by the policy"
+        super().__init__(f"provider {namespace}/{name} cannot take a call under policy "
+                         f"{namespace}/{policy} now: {why}")
+
+
 class NoProviderAvailable(RoutingError):
     """Nothing is eligible. ``excluded`` counts the reasons over every selected provider;
     ``candidates`` says why for the first of them by name (all of them when ``selected`` is

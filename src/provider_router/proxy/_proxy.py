@@ -40,6 +40,7 @@ from provider_router.engine import (
     Outcome,
     OutcomeKind,
     PolicyState,
+    ProviderUnavailable,
     RouteRequest,
     Target,
     UnknownLease,
@@ -271,7 +272,14 @@ class Proxy:
         for index, target in enumerate(targets):
             if index and loop.time() >= deadline:
                 break
-            lease = decision.lease_id if index == 0 else None
+            lease = decision.lease_id
+            if index:
+                try:  # a fallback's lease is taken as it is tried, and counts while it runs
+                    lease = self.table.acquire(namespace, policy, target.provider.name)
+                except (ProviderUnavailable, UnknownProvider, UnknownPolicy) as error:
+                    log.info("proxy %s/%s: skipping fallback %s: %s", namespace, policy,
+                             target.provider.name, error)
+                    continue
             result = await self._attempt(request, call, namespace, policy, target, lease,
                                          deadline)
             if not isinstance(result, _Failed):
