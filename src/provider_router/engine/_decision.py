@@ -22,6 +22,9 @@ class RouteRequest:
     session: str | None = None
     explain: bool = False
     lease: bool = True
+    stream: bool = False
+    """The call will stream its answer: the Latency strategy then ranks by time to first
+    token where reports measured one."""
 
 
 class Role(StrEnum):
@@ -76,6 +79,8 @@ class Outcome:
     latency_ms: float | None = None
     status_code: int | None = None
     retry_after_seconds: float | None = None
+    ttft_ms: float | None = None
+    """Time to first token: for a streamed answer, until its first chunk arrived."""
     input_tokens: int = 0
     output_tokens: int = 0
     rate_limit: RateLimitInfo | None = None

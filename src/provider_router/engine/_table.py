@@ -290,8 +290,8 @@ class RoutingTable:
         self._advance(now)
         policy = self._resolve_policy(request.namespace, request.policy)
         capabilities, model = policy.requirements_for(request.capabilities, request.model)
-        return policy, capabilities, model, self._index.entry_for(policy, capabilities, model, now,
-                                                                 self._providers)
+        return policy, capabilities, model, self._index.entry_for(
+            policy, capabilities, model, request.stream, now, self._providers)
 
     def resolve_policy(self, namespace: str, name: str | None) -> PolicyState:
         """The policy a request naming ``name`` (or none: the default) in ``namespace`` uses.
