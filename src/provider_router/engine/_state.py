@@ -242,6 +242,9 @@ class ProviderState:
         times: list[float] = []
         if self.breaker.open_until is not None and now < self.breaker.open_until:
             times.append(self.breaker.open_until)
+        trial_expires = self.breaker.trial_expires_at()
+        if trial_expires is not None and now < trial_expires:
+            times.append(trial_expires)
         if self.cooling_until is not None and now < self.cooling_until:
             times.append(self.cooling_until)
         if self.spec.rate_limit_rpm is not None:

@@ -350,7 +350,7 @@ class RoutingTable:
         lease = leases.issue(state.key, state.prices, self._incarnation_of[state.key],
                              policy.key, now, trial)
         if trial:
-            state.breaker.begin_trial(lease.lease_id)
+            state.breaker.begin_trial(lease.lease_id, now, leases.ttl)
         state.in_flight += 1
         return lease.lease_id
 
@@ -533,6 +533,20 @@ class RoutingTable:
                 self._index.drop_policy(policy)
         return True
 
+    def trial_timeout(self, namespace: str, name: str) -> float:
+        """Seconds a half-open trial of this provider waits for its verdict before it counts
+        as failed: its circuit's cooldown, at most the lease TTL."""
+        return self.provider(namespace, name).breaker.trial_timeout(self.lease_ttl)
+
+    def trial_claim_seconds(self, namespace: str, name: str) -> float:
+        """How long the fleet's claim on this provider's half-open trial holds: until a trial
+        begun as its circuit half-opens would have timed out. Claims are made while the
+        circuit is still open, so the claim covers the rest of the cooldown too."""
+        breaker = self.provider(namespace, name).breaker
+        now = self.clock()
+        wait = 0.0 if breaker.open_until is None else max(breaker.open_until - now, 0.0)
+        return wait + breaker.trial_timeout(self.lease_ttl)
+
     def in_flight_leases(self) -> int:
         self._advance(self.clock())
         return len(self._leases)
@@ -546,6 +560,9 @@ class RoutingTable:
             for key in index.due(now):
                 state = self._providers.get(key)
                 if state is not None:
+                    if state.breaker.expire_trial(now):
+                        state.last_error = (f"the half-open trial had no verdict within "
+                                            f"{state.breaker.trial_timeout(self.lease_ttl):g} s")
                     index.touch(state, now)
         leases = self._leases
         queue = leases.queue
