@@ -42,7 +42,10 @@ def _rank_fn(strategy: Strategy, kv_threshold: float, stream: bool
         case Strategy.COST:
             return lambda s, now: (s.cost, -s.spec.priority)
         case Strategy.LATENCY:
-            return lambda s, now: (round(s.ranked_latency_ms(stream), 1),)
+            # Streamed requests rank by time to first token where measured; the choice is
+            # made once per pool, so a route pays for no test.
+            speed = ProviderState.stream_latency_ms if stream else ProviderState.latency_ms
+            return lambda s, now: (round(speed(s), 1),)
         case Strategy.LEAST_LOADED:
             # A nearly full KV cache ranks last; then the provider's own queue while its
             # figures are fresh, our leases otherwise.

@@ -240,11 +240,14 @@ class ProviderState:
     def next_change(self, now: float) -> float | None:
         """The next moment at which eligibility or headroom changes with no event."""
         times: list[float] = []
-        if self.breaker.open_until is not None and now < self.breaker.open_until:
-            times.append(self.breaker.open_until)
-        trial_expires = self.breaker.trial_expires_at()
-        if trial_expires is not None and now < trial_expires:
-            times.append(trial_expires)
+        breaker = self.breaker
+        if breaker.open_until is not None:
+            if now < breaker.open_until:
+                times.append(breaker.open_until)
+            else:  # half-open: when a trial in flight counts as failed (read inline: hot)
+                deadline = breaker.trial_deadline
+                if deadline is not None and deadline[0] == breaker.trial and now < deadline[1]:
+                    times.append(deadline[1])
         if self.cooling_until is not None and now < self.cooling_until:
             times.append(self.cooling_until)
         if self.spec.rate_limit_rpm is not None:
@@ -271,10 +274,10 @@ class ProviderState:
             return self.spec.avg_latency_ms
         return DEFAULT_LATENCY_MS
 
-    def ranked_latency_ms(self, stream: bool) -> float:
-        """What the Latency strategy ranks by: for a streamed request the time to first token
+    def stream_latency_ms(self) -> float:
+        """What the Latency strategy ranks by for a streamed request: the time to first token
         once a report measured one (what a streaming caller waits for), else ``latency_ms``."""
-        if stream and self.reported_ttft_ms is not None:
+        if self.reported_ttft_ms is not None:
             return self.reported_ttft_ms
         return self.latency_ms()
 
