@@ -269,11 +269,13 @@ class ProviderRouter:
 
     def report(self, name: str, outcome: OutcomeKind | str, *, lease_id: str | None = None,
                latency_ms: float | None = None, retry_after_seconds: float | None = None,
-               input_tokens: int = 0, output_tokens: int = 0) -> None:
-        """Tell the router how a call went: drives load, circuits, rate limits and spend."""
+               input_tokens: int = 0, output_tokens: int = 0,
+               ttft_ms: float | None = None) -> None:
+        """Tell the router how a call went: drives load, circuits, rate limits and spend.
+        ``ttft_ms``: a streamed call's time to its first chunk (ranks streamed routes)."""
         self.table.report(Outcome(
             OutcomeKind(outcome), lease_id=lease_id, provider=None if lease_id else name,
-            namespace=_NAMESPACE, policy=_POLICY, latency_ms=latency_ms,
+            namespace=_NAMESPACE, policy=_POLICY, latency_ms=latency_ms, ttft_ms=ttft_ms,
             retry_after_seconds=retry_after_seconds, input_tokens=input_tokens,
             output_tokens=output_tokens))
 

@@ -57,6 +57,24 @@ async def test_async_route_report_and_listings(env: Env) -> None:
                                                                   "beta": "fallback"}
 
 
+async def test_time_to_first_token_is_reported_and_stream_is_routed(env: Env) -> None:
+    async with AsyncRouterClient(env.url) as client:
+        route = await client.route(stream=True)
+        assert route.lease_id is not None
+        await client.report(route.lease_id, "success", latency_ms=900.0, ttft_ms=35.0)
+        assert (await provider(env, route.provider.name))["ttftMs"] == 35.0
+
+    def work() -> float:
+        with RouterClient(env.url, namespace="default") as client:
+            route = client.route(stream=True)
+            assert route.lease_id is not None
+            client.report(route.lease_id, "success", latency_ms=900.0, ttft_ms=135.0)
+            listed = next(p for p in client.providers() if p["name"] == route.provider.name)
+            return float(listed["ttftMs"])
+
+    assert await asyncio.to_thread(work) == pytest.approx(35.0 + 0.2 * 100.0)
+
+
 async def test_sync_client_in_a_worker_thread(env: Env) -> None:
     def work() -> tuple[str, bool, list[str]]:
         with RouterClient(env.url, namespace="default") as client:

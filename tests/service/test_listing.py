@@ -43,7 +43,8 @@ async def test_providers_show_live_state_and_never_credentials(api: Api) -> None
         "priority": 0, "weight": 1, "costPer1kTokens": 0.2, "disabled": False,
         "health": "Healthy", "healthMessage": "HTTP 200", "circuit": "Closed",
         "available": True, "reasons": [], "inFlight": 1, "maxConcurrent": 4,
-        "latencyMs": 40.0, "rpmUsed": 2.0, "rpmLimit": 100, "tpmUsed": 0.0, "tpmLimit": None,
+        "latencyMs": 40.0, "ttftMs": None, "rpmUsed": 2.0, "rpmLimit": 100, "tpmUsed": 0.0,
+        "tpmLimit": None,
         "spendUSD": 0.0, "routed": 1, "outcomes": {"error": 1}, "consecutiveFailures": 1,
         "lastError": "error (HTTP 500) reported by a workload", "lastProbeAt": None,
         "retryAt": None, "retryInSeconds": None, "discoveredModels": [], "load": None}

@@ -81,6 +81,21 @@ async def test_latency_follows_measured_latency_over_the_prior(api: Api) -> None
     assert (await api.provider("fast"))["latencyMs"] == 900
 
 
+async def test_latency_ranks_streamed_routes_by_reported_time_to_first_token(api: Api) -> None:
+    api.add_provider("steady", avgLatencyMs=100)
+    api.add_provider("bursty", avgLatencyMs=500)
+    api.add_policy("lat", strategy="Latency", default=True)
+    assert (await api.provider("bursty"))["ttftMs"] is None
+    response = await api.report(provider="bursty", outcome="success", latencyMs=4000,
+                                ttftMs=40)
+    assert response.status_code == 200, response.text
+    assert (await api.provider("bursty"))["ttftMs"] == 40
+    assert await api.pick() == "steady", "a whole answer: by latency"
+    assert await api.pick(stream=True) == "bursty", "a stream: by time to first token"
+    posted = await api.client.post("/v1/route", json={"stream": True, "lease": False})
+    assert posted.json()["provider"]["name"] == "bursty"
+
+
 async def test_priority_prefers_the_highest_and_round_robins_ties(api: Api) -> None:
     api.add_provider("low", priority=1)
     api.add_provider("high1", priority=10)

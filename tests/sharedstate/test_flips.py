@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from sharedstate.redis_harness import (
     SYNC_MS,
@@ -73,6 +74,45 @@ async def test_a_circuit_opens_everywhere_with_one_half_open_trial(
             chosen = await replica.route(lease=False)
             assert chosen is not None
             assert chosen["provider"]["name"] == "a"
+
+
+async def _take_trial(fleet: list[Replica], timeout: float) -> tuple[Replica, dict[str, Any]]:
+    """Route on every replica until one is given provider a's trial (never reported)."""
+    async def taken() -> tuple[Replica, dict[str, Any]] | None:
+        for replica in fleet:
+            route = await replica.route()
+            if route is not None and route["provider"]["name"] == "a":
+                return replica, route
+        return None
+
+    found: tuple[Replica, dict[str, Any]] = await eventually(taken, timeout, "a trial of a")
+    return found
+
+
+async def test_a_trial_without_a_verdict_reopens_the_circuit_everywhere(
+        tmp_path: Path, redis_server: RedisServer) -> None:
+    async with replicas(tmp_path, redis_server.url, 2, *DOCS) as fleet:
+        await all_see(fleet, 2)
+        await fleet[0].report(provider="a", outcome="error", statusCode=500)
+        await _everywhere(fleet, "Open", timeout=2 * SYNC_MS / 1000 + 3.0)
+        first, _ = await _take_trial(fleet, timeout=COOLDOWN + 5.0)
+        shared = first.router.shared
+        assert shared is not None
+        # The fleet's claim lives until the trial would time out (a cooldown after the
+        # half-open), not a lease TTL.
+        client = Redis.from_url(redis_server.url, socket_timeout=5.0)
+        try:
+            keys = await asyncio.wait_for(client.keys(f"{shared.prefix}:trial:*"), 5.0)
+            assert keys
+            ttls = [await asyncio.wait_for(client.pttl(k), 5.0) for k in keys]
+        finally:
+            await client.aclose()
+        assert all(0 < ttl <= COOLDOWN * 1000 for ttl in ttls), ttls
+        # Nobody reports the trial: after a cooldown it fails, and the circuit re-opens on
+        # every replica (it would otherwise stay HalfOpenTrialInFlight for the lease's TTL).
+        await _everywhere(fleet, "Open", timeout=COOLDOWN + 2 * SYNC_MS / 1000 + 3.0)
+        # Another cooldown on, the fleet grants a new trial.
+        await _take_trial(fleet, timeout=COOLDOWN + 5.0)
 
 
 async def test_a_429_cools_the_provider_down_everywhere(tmp_path: Path,

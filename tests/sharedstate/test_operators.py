@@ -86,8 +86,10 @@ def test_a_budget_holds_across_two_operator_replicas(
             "outputTokens": 500})
         assert report.status_code == 200, report.text
         time.sleep(SYNC_MS / 1000 / 2)
-    # $10 plus one interval's admissions per replica (one each at this pace).
-    assert 10 <= admitted <= 10 + 2, admitted
+    # $10 plus the documented overshoot: at most two intervals' admissions per replica when
+    # their sync intervals are out of phase (one each per interval at this pace). One
+    # interval each held in most runs; a loaded machine put the replicas out of phase.
+    assert 10 <= admitted <= 10 + 2 * 2, admitted
     for running in operators:
         assert running.route(namespace=namespace, lease="false").status_code == 503
 

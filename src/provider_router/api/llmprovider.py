@@ -214,6 +214,9 @@ class ProviderHealth(KubeModel):
 
     last_probe_time: datetime | None = None
     latency_ms: Annotated[float, Field(ge=0)] | None = None
+    ttft_ms: Annotated[float, Field(ge=0)] | None = Field(
+        default=None, description="Time to first token of streamed calls, as reported "
+        "outcomes measured it (a moving average, rounded like latencyMs).")
     consecutive_failures: Annotated[int, Field(ge=0)] = 0
     consecutive_successes: Annotated[int, Field(ge=0)] = 0
     last_error: Annotated[str, Field(max_length=1024)] | None = None

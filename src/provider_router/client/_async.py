@@ -39,9 +39,9 @@ class AsyncRouterClient:
     async def route(self, policy: str | None = None, namespace: str | None = None,
                     capabilities: str | Iterable[str] = (), model: str | None = None,
                     session: str | None = None, explain: bool = False,
-                    lease: bool = True) -> Route:
+                    lease: bool = True, stream: bool = False) -> Route:
         params = self._requests.route_params(policy, namespace, capabilities, model, session,
-                                             explain, lease)
+                                             explain, lease, stream)
         return Requests.route_of(await self._send("GET", "/v1/route", params=params))
 
     async def report(self, lease_id: str | None = None,
@@ -50,10 +50,10 @@ class AsyncRouterClient:
                      latency_ms: float | None = None, status_code: int | None = None,
                      retry_after_seconds: float | None = None, input_tokens: int | None = None,
                      output_tokens: int | None = None,
-                     response: Any = None) -> dict[str, Any]:
+                     response: Any = None, ttft_ms: float | None = None) -> dict[str, Any]:
         body = self._requests.report_body(lease_id, outcome, provider, namespace, policy,
                                           latency_ms, status_code, retry_after_seconds,
-                                          input_tokens, output_tokens, response)
+                                          input_tokens, output_tokens, response, ttft_ms)
         data = Requests.json_of(await self._send("POST", "/v1/report", json=body))
         return dict(data) if isinstance(data, Mapping) else {"result": data}
 

@@ -48,7 +48,7 @@ class Requests:
     def route_params(self, policy: str | None, namespace: str | None,
                      capabilities: str | Iterable[str] | None, model: str | None,
                      session: str | None, explain: bool,
-                     lease: bool = True) -> list[tuple[str, str]]:
+                     lease: bool = True, stream: bool = False) -> list[tuple[str, str]]:
         params: list[tuple[str, str]] = []
         chosen_policy = policy or self.policy
         chosen_namespace = namespace or self.namespace
@@ -65,13 +65,15 @@ class Requests:
             params.append(("explain", "true"))
         if not lease:
             params.append(("lease", "false"))
+        if stream:
+            params.append(("stream", "true"))
         return params
 
     def report_body(self, lease_id: str | None, outcome: Outcome | str, provider: str | None,
                     namespace: str | None, policy: str | None, latency_ms: float | None,
                     status_code: int | None, retry_after_seconds: float | None,
                     input_tokens: int | None, output_tokens: int | None,
-                    response: Any = None) -> dict[str, Any]:
+                    response: Any = None, ttft_ms: float | None = None) -> dict[str, Any]:
         """The report's JSON body. ``response``: the provider's answer (or the SDK error
         carrying it), whose rate-limit headers go along for the router to read."""
         if lease_id is None and provider is None:
@@ -84,7 +86,7 @@ class Requests:
             "provider": provider,
             "namespace": (namespace or self.namespace) if provider is not None else None,
             "policy": (policy or self.policy) if provider is not None else None,
-            "latencyMs": latency_ms, "statusCode": status_code,
+            "latencyMs": latency_ms, "ttftMs": ttft_ms, "statusCode": status_code,
             "retryAfterSeconds": retry_after_seconds,
             "inputTokens": input_tokens, "outputTokens": output_tokens,
             "rateLimitHeaders": rate_limit_headers(response) if response is not None else None,

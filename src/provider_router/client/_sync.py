@@ -54,13 +54,15 @@ class RouterClient:
     def route(self, policy: str | None = None, namespace: str | None = None,
               capabilities: str | Iterable[str] = (), model: str | None = None,
               session: str | None = None, explain: bool = False,
-              lease: bool = True) -> Route:
+              lease: bool = True, stream: bool = False) -> Route:
         """Where to send a request; ``lease=False`` for a look that needs no report.
+        ``stream=True`` for a call that streams: Latency policies then rank by time to first
+        token.
 
         Raises ``NoProviderAvailableError`` (503, with reasons), ``NotFoundError`` (unknown
         policy), ``BadRequestError`` or ``RouterUnavailableError``."""
         params = self._requests.route_params(policy, namespace, capabilities, model, session,
-                                             explain, lease)
+                                             explain, lease, stream)
         return Requests.route_of(self._send("GET", "/v1/route", params=params))
 
     def report(self, lease_id: str | None = None, outcome: Outcome | str = Outcome.SUCCESS, *,
@@ -69,15 +71,18 @@ class RouterClient:
                status_code: int | None = None, retry_after_seconds: float | None = None,
                input_tokens: int | None = None,
                output_tokens: int | None = None,
-               response: Any = None) -> dict[str, Any]:
+               response: Any = None, ttft_ms: float | None = None) -> dict[str, Any]:
         """Report a call's outcome, by lease (which releases it) or by provider and namespace.
+
+        ``ttft_ms``: for a streamed call, milliseconds until its first chunk arrived; Latency
+        policies rank streamed routes by it.
 
         ``response``: the provider's answer, or the SDK error that carried it (a 429); its
         ``x-ratelimit-*`` / ``anthropic-ratelimit-*`` headers go along, so the router learns
         the provider's own remaining requests and reset."""
         body = self._requests.report_body(lease_id, outcome, provider, namespace, policy,
                                           latency_ms, status_code, retry_after_seconds,
-                                          input_tokens, output_tokens, response)
+                                          input_tokens, output_tokens, response, ttft_ms)
         data = Requests.json_of(self._send("POST", "/v1/report", json=body))
         return dict(data) if isinstance(data, Mapping) else {"result": data}
 

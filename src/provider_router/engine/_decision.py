@@ -22,6 +22,9 @@ class RouteRequest:
     session: str | None = None
     explain: bool = False
     lease: bool = True
+    stream: bool = False
+    """The call will stream its answer: the Latency strategy then ranks by time to first
+    token where reports measured one."""
 
 
 class Role(StrEnum):
@@ -76,6 +79,8 @@ class Outcome:
     latency_ms: float | None = None
     status_code: int | None = None
     retry_after_seconds: float | None = None
+    ttft_ms: float | None = None
+    """Time to first token: for a streamed answer, until its first chunk arrived."""
     input_tokens: int = 0
     output_tokens: int = 0
     rate_limit: RateLimitInfo | None = None
@@ -125,6 +130,18 @@ class UnknownLease(RoutingError):
     def __init__(self, lease_id: str) -> None:
         self.lease_id = lease_id
         super().__init__(f"lease {lease_id!r} is unknown, already reported, or expired")
+
+
+class ProviderUnavailable(RoutingError):
+    """One named provider may not take a call under a policy now (``RoutingTable.acquire``):
+    it filled up, its circuit opened or its trial is taken since it was named a fallback."""
+
+    def __init__(self, namespace: str, name: str, policy: str,
+                 reasons: tuple[str, ...]) -> None:
+        self.namespace, self.name, self.policy, self.reasons = namespace, name, policy, reasons
+        why = ", ".join(reasons) or "not selected by the policy"
+        super().__init__(f"provider {namespace}/{name} cannot take a call under policy "
+                         f"{namespace}/{policy} now: {why}")
 
 
 class NoProviderAvailable(RoutingError):

@@ -16,7 +16,12 @@ its share of every limit: the limit divided by the replicas it last knew (``divi
 Circuits flip fleet-wide: the latest flip (opened or closed) seen anywhere wins. Half-open
 trials are gated: while the edge is connected, a circuit that opened stays blocked past its
 cooldown until this replica is granted the fleet's one trial for that flip (``grant_trial``);
-the edge arbitrates the grant with an atomic claim in the store.
+the edge arbitrates the grant with an atomic claim in the store. A granted trial that gets no
+verdict within its timeout (``RoutingTable.trial_timeout``: the cooldown, at most a lease TTL)
+fails like any failed trial: the circuit re-opens here, which is a new flip that the others
+adopt, and the fleet then claims that flip's one trial. The edge keeps each claim until a trial
+begun at the half-open would have timed out (``RoutingTable.trial_claim_seconds``), so a
+winner that dies, or routes nothing, frees the trial then too.
 
 Times here are engine-clock seconds; the edge converts them to wall-clock time on the wire.
 """

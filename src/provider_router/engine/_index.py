@@ -60,10 +60,12 @@ class PoolIndex:
         self._scheduled.pop(key, None)
 
     def entry_for(self, policy: PolicyState, capabilities: frozenset[str], model: str | None,
-                  now: float, providers: Mapping[ProviderKey, ProviderState]) -> PoolEntry:
-        """The pool of ``policy`` for these requirements, built on first use and rebuilt when
-        the policy's budget state changed since."""
-        key = (capabilities, model)
+                  stream: bool, now: float, providers: Mapping[ProviderKey, ProviderState]
+                  ) -> PoolEntry:
+        """The pool of ``policy`` for these requirements (and for streamed requests, if it
+        ranks them apart), built on first use and rebuilt when the policy's budget state
+        changed since."""
+        key = (capabilities, model, stream and policy.stream_ranked)
         over, throttled = policy.budget_state(now)
         entry = policy.entries.get(key)
         if entry is not None and entry.over_budget == over and entry.throttled == throttled:

@@ -1,4 +1,5 @@
-"""What a reported outcome changes: the provider's counts, circuit, latency and cooldown, and
+"""What a reported outcome changes: the provider's counts, circuit, latency (and time to first
+token) and cooldown, and
 the spend charged to the provider and its policy.
 
 Kept apart from the table because both reports of leases and reports naming a provider end
@@ -25,6 +26,8 @@ def apply_outcome(state: ProviderState, policy: PolicyState | None, outcome: Out
         state.breaker.record_success()
         if outcome.latency_ms is not None:
             state.update_latency(outcome.latency_ms)
+        if outcome.ttft_ms is not None:
+            state.update_ttft(outcome.ttft_ms)
     elif kind is OutcomeKind.RATE_LIMITED:
         cooldown = (outcome.retry_after_seconds if outcome.retry_after_seconds is not None
                     else float(policy.spec.failover.cooldown_seconds) if policy is not None

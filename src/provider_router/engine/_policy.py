@@ -20,7 +20,11 @@ from provider_router.engine._state import ProviderKey, ProviderState, capability
 from provider_router.engine._sticky import Score, owner, score, seed_of
 from provider_router.engine._windows import RollingSum
 
-PoolKey = tuple[frozenset[str], str | None]
+Requirements = tuple[frozenset[str], str | None]
+"""Capabilities and model: what a request, merged with its policy, asks of a provider."""
+PoolKey = tuple[frozenset[str], str | None, bool]
+"""Requirements, and whether the pool ranks for streamed requests (Latency only: by time to
+first token)."""
 
 MAX_POOLS_PER_POLICY = 128
 MAX_SESSIONS_PER_POLICY = 100_000
@@ -28,7 +32,8 @@ MAX_TRACKED_ADDITIONS = 4096
 MAX_NEWCOMERS_CHECKED = 64
 
 
-def _rank_fn(strategy: Strategy, kv_threshold: float) -> Callable[[ProviderState, float], Rank]:
+def _rank_fn(strategy: Strategy, kv_threshold: float, stream: bool
+             ) -> Callable[[ProviderState, float], Rank]:
     match strategy:
         case Strategy.ROUND_ROBIN | Strategy.WEIGHTED:
             return lambda s, now: ()
@@ -37,7 +42,10 @@ def _rank_fn(strategy: Strategy, kv_threshold: float) -> Callable[[ProviderState
         case Strategy.COST:
             return lambda s, now: (s.cost, -s.spec.priority)
         case Strategy.LATENCY:
-            return lambda s, now: (round(s.latency_ms(), 1),)
+            # Streamed requests rank by time to first token where measured; the choice is
+            # made once per pool, so a route pays for no test.
+            speed = ProviderState.stream_latency_ms if stream else ProviderState.latency_ms
+            return lambda s, now: (round(speed(s), 1),)
         case Strategy.LEAST_LOADED:
             # A nearly full KV cache ranks last; then the provider's own queue while its
             # figures are fresh, our leases otherwise.
@@ -67,7 +75,7 @@ class PoolEntry:
         # Near the budget, traffic moves to the cheapest providers whatever the strategy.
         self.strategy = Strategy.COST if throttled else policy.spec.strategy
         self.ignore: int = ignored_blocks(policy.spec)
-        self._rank = _rank_fn(self.strategy, policy.spec.kv_cache_threshold)
+        self._rank = _rank_fn(self.strategy, policy.spec.kv_cache_threshold, key[2])
         self.load_ranked = self.strategy in (Strategy.LEAST_LOADED, Strategy.CAPABILITY)
         """Whether a route to a member changes its rank here (load or headroom)."""
         self.pool: Pool = (WeightedPool(len(members), rng) if self.strategy is Strategy.WEIGHTED
@@ -149,6 +157,8 @@ class PolicyState:
         self.want = 1 + (spec.failover.max_fallbacks if spec.failover.enabled else 0)
         """How many providers a decision names: the primary and its fallbacks."""
         self.sticky_enabled = spec.sticky_sessions.enabled
+        self.stream_ranked = spec.strategy is Strategy.LATENCY
+        """Whether streamed requests get pools of their own (ranked by time to first token)."""
         self.spend = RollingSum(spec.budget.window.seconds) if spec.budget else None
         self.spend_total = 0.0
         self.others_spend = 0.0
@@ -164,9 +174,10 @@ class PolicyState:
         once the map is full."""
         self.sticky_ttl = float(spec.sticky_sessions.ttl_seconds)
         self.last_pick: dict[PoolKey, ProviderKey] = {}
-        self._requirements: dict[tuple[tuple[str, ...], str | None], PoolKey] = {}
+        self._requirements: dict[tuple[tuple[str, ...], str | None], Requirements] = {}
 
-    def requirements_for(self, capabilities: tuple[str, ...], model: str | None) -> PoolKey:
+    def requirements_for(self, capabilities: tuple[str, ...], model: str | None
+                         ) -> Requirements:
         """The policy's requirements merged with a request's, memoised per distinct request."""
         asked = (capabilities, model)
         merged = self._requirements.get(asked)

@@ -36,7 +36,13 @@ DEFAULT_LATENCY_MS: Final = 1000.0
 """Latency assumed for a provider with neither a prior nor a measurement."""
 
 LATENCY_ALPHA: Final = 0.2
-"""Weight of the newest sample in the latency EWMA."""
+"""Weight of the newest sample in the latency and time-to-first-token EWMAs."""
+
+
+def ewma(previous: float | None, sample: float) -> float:
+    """The moving average of the latency figures: the first sample, then ``LATENCY_ALPHA``
+    of each new one."""
+    return sample if previous is None else previous + LATENCY_ALPHA * (sample - previous)
 
 
 class Health(StrEnum):
@@ -80,7 +86,7 @@ def capability_set(names: Iterable[str]) -> frozenset[str]:
 class ProviderState:
     """One provider's spec and runtime state."""
 
-    def __init__(self, key: ProviderKey, spec: LLMProviderSpec,
+    def __init__(self, key: ProviderKey, spec: LLMProviderSpec,  # noqa: PLR0915 (plain fields)
                  labels: dict[str, str] | None = None, generation: int | None = None) -> None:
         self.key = key
         self.labels: MappingProxyType[str, str] = MappingProxyType(dict(labels or {}))
@@ -108,6 +114,8 @@ class ProviderState:
         self.last_probe_at: float | None = None
         self.probe_latency_ms: float | None = None
         self.reported_latency_ms: float | None = None
+        self.reported_ttft_ms: float | None = None
+        """Time to first token of streamed calls, as reports measured it (EWMA)."""
         self.cooling_until: float | None = None
         self.in_flight = 0
         self.requests = SlidingWindow(RATE_WINDOW_SECONDS)
@@ -176,6 +184,7 @@ class ProviderState:
         self.probe_failures, self.probe_successes = old.probe_failures, old.probe_successes
         self.last_probe_at, self.probe_latency_ms = old.last_probe_at, old.probe_latency_ms
         self.reported_latency_ms = old.reported_latency_ms
+        self.reported_ttft_ms = old.reported_ttft_ms
         self.cooling_until, self.in_flight = old.cooling_until, old.in_flight
         self.requests, self.tokens = old.requests, old.tokens
         self.unleased = old.unleased
@@ -231,8 +240,14 @@ class ProviderState:
     def next_change(self, now: float) -> float | None:
         """The next moment at which eligibility or headroom changes with no event."""
         times: list[float] = []
-        if self.breaker.open_until is not None and now < self.breaker.open_until:
-            times.append(self.breaker.open_until)
+        breaker = self.breaker
+        if breaker.open_until is not None:
+            if now < breaker.open_until:
+                times.append(breaker.open_until)
+            else:  # half-open: when a trial in flight counts as failed (read inline: hot)
+                deadline = breaker.trial_deadline
+                if deadline is not None and deadline[0] == breaker.trial and now < deadline[1]:
+                    times.append(deadline[1])
         if self.cooling_until is not None and now < self.cooling_until:
             times.append(self.cooling_until)
         if self.spec.rate_limit_rpm is not None:
@@ -258,6 +273,13 @@ class ProviderState:
         if self.spec.avg_latency_ms is not None:
             return self.spec.avg_latency_ms
         return DEFAULT_LATENCY_MS
+
+    def stream_latency_ms(self) -> float:
+        """What the Latency strategy ranks by for a streamed request: the time to first token
+        once a report measured one (what a streaming caller waits for), else ``latency_ms``."""
+        if self.reported_ttft_ms is not None:
+            return self.reported_ttft_ms
+        return self.latency_ms()
 
     def load(self) -> float:
         return max(self.in_flight / self.capacity, self.external_load)
@@ -287,11 +309,10 @@ class ProviderState:
         return model is None or not self.models or model in self.models
 
     def update_latency(self, sample_ms: float) -> None:
-        previous = self.reported_latency_ms
-        self.reported_latency_ms = sample_ms if previous is None else (
-            previous + LATENCY_ALPHA * (sample_ms - previous))
+        self.reported_latency_ms = ewma(self.reported_latency_ms, sample_ms)
+
+    def update_ttft(self, sample_ms: float) -> None:
+        self.reported_ttft_ms = ewma(self.reported_ttft_ms, sample_ms)
 
     def update_probe_latency(self, sample_ms: float) -> None:
-        previous = self.probe_latency_ms
-        self.probe_latency_ms = sample_ms if previous is None else (
-            previous + LATENCY_ALPHA * (sample_ms - previous))
+        self.probe_latency_ms = ewma(self.probe_latency_ms, sample_ms)

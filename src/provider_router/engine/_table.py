@@ -18,7 +18,9 @@ from provider_router.api import CircuitState, LLMProviderSpec, RoutingPolicySpec
 from provider_router.engine._availability import (
     Availability,
     PolicyAvailability,
+    ignored_blocks,
     policy_availability,
+    policy_blocks,
     provider_availability,
 )
 from provider_router.engine._decision import (
@@ -27,6 +29,7 @@ from provider_router.engine._decision import (
     Outcome,
     OutcomeKind,
     ProbeResult,
+    ProviderUnavailable,
     ReportResult,
     RouteDecision,
     RouteRequest,
@@ -43,6 +46,7 @@ from provider_router.engine._load import LoadSample, live_load, normalise_models
 from provider_router.engine._outcomes import apply_outcome, record_spend
 from provider_router.engine._policy import PolicyState, PoolEntry
 from provider_router.engine._ratelimit import RateLimitInfo
+from provider_router.engine._reasons import reasons
 from provider_router.engine._state import Health, ProviderKey, ProviderState
 
 Clock = Callable[[], float]
@@ -238,25 +242,40 @@ class RoutingTable:
         fallbacks = tuple([targets[s] for s in slots[1:]
                            if members[s].breaker.open_until is None
                            or members[s].breaker.state(now) is not CircuitState.HALF_OPEN])
-        if request.lease:
-            lease_id: str | None = self._acquire(primary, policy, now)
-        else:
-            lease_id = None
-            primary.unleased.append(now)
-        primary.requests.add(now)
-        primary.routed += 1
+        lease_id = self._acquire(primary, policy, now) if request.lease else None
+        self._count_call(primary, lease_id, now)
         policy.routed += 1
         policy.last_pick[entry.key] = primary.key
-        if primary.route_sensitive or (lease_id is not None and primary.breaker.trial):
-            # Only limits, load-ranked pools and a circuit trial change with a route; skipping
-            # the recomputation otherwise halves the cost of a decision.
-            self._index.touch(primary, now)
         return RouteDecision(
             target=targets[slots[0]], fallbacks=fallbacks, policy=policy.key[1],
             namespace=policy.key[0], strategy=entry.strategy, lease_id=lease_id, sticky=sticky,
             candidates=(explain_candidates(self._providers, entry, capabilities, model, slots,
                                            now)
                         if request.explain else None))
+
+    def acquire(self, namespace: str, policy: str, provider: str) -> str:
+        """Take a lease on ``provider`` for one call under ``policy`` now; its id.
+
+        For a caller that tries a route's fallback after the primary failed: taken at the
+        moment the fallback is tried, the lease counts toward its ``maxConcurrent`` and rate
+        window while the call runs, and a half-open fallback's call is its circuit's one
+        trial. Admission is a route's, as the policy sees the provider (circuit, cooldown,
+        capacity, rate windows, budget); requirements are not asked again, the route that
+        named the fallback matched them. Raises ``ProviderUnavailable`` when it may not take
+        the call now (it filled up since the route, say): the caller skips it. Also raises
+        ``UnknownPolicy`` and ``UnknownProvider``."""
+        now = self.clock()
+        self._advance(now)
+        chosen = self.policy(namespace, policy)
+        state = self.provider(namespace, provider)
+        if state.key not in chosen.selected:
+            raise ProviderUnavailable(namespace, provider, policy, ())
+        blocks = policy_blocks(state, ignored_blocks(chosen.spec), chosen.budget_state(now)[0])
+        if blocks:
+            raise ProviderUnavailable(namespace, provider, policy, tuple(reasons(blocks)))
+        lease_id = self._acquire(state, chosen, now)
+        self._count_call(state, lease_id, now)
+        return lease_id
 
     def explain(self, request: RouteRequest) -> tuple[Candidate, ...]:
         """Why each selected provider would or would not take ``request`` now; changes nothing."""
@@ -271,8 +290,8 @@ class RoutingTable:
         self._advance(now)
         policy = self._resolve_policy(request.namespace, request.policy)
         capabilities, model = policy.requirements_for(request.capabilities, request.model)
-        return policy, capabilities, model, self._index.entry_for(policy, capabilities, model, now,
-                                                                 self._providers)
+        return policy, capabilities, model, self._index.entry_for(
+            policy, capabilities, model, request.stream, now, self._providers)
 
     def resolve_policy(self, namespace: str, name: str | None) -> PolicyState:
         """The policy a request naming ``name`` (or none: the default) in ``namespace`` uses.
@@ -331,9 +350,21 @@ class RoutingTable:
         lease = leases.issue(state.key, state.prices, self._incarnation_of[state.key],
                              policy.key, now, trial)
         if trial:
-            state.breaker.begin_trial(lease.lease_id)
+            state.breaker.begin_trial(lease.lease_id, now, leases.ttl)
         state.in_flight += 1
         return lease.lease_id
+
+    def _count_call(self, state: ProviderState, lease_id: str | None, now: float) -> None:
+        """Count one call sent to ``state`` (a route's primary, or a fallback acquired): a
+        request in its rate window, and what its lease (or lease-less route) changes."""
+        if lease_id is None:
+            state.unleased.append(now)
+        state.requests.add(now)
+        state.routed += 1
+        if state.route_sensitive or (lease_id is not None and state.breaker.trial):
+            # Only limits, load-ranked pools and a circuit trial change with a call; skipping
+            # the recomputation otherwise halves the cost of a decision.
+            self._index.touch(state, now)
 
     def _holder(self, lease: Lease) -> ProviderState | None:
         """The provider a lease was taken on, unless it left (or left and came back) since."""
@@ -502,6 +533,20 @@ class RoutingTable:
                 self._index.drop_policy(policy)
         return True
 
+    def trial_timeout(self, namespace: str, name: str) -> float:
+        """Seconds a half-open trial of this provider waits for its verdict before it counts
+        as failed: its circuit's cooldown, at most the lease TTL."""
+        return self.provider(namespace, name).breaker.trial_timeout(self.lease_ttl)
+
+    def trial_claim_seconds(self, namespace: str, name: str) -> float:
+        """How long the fleet's claim on this provider's half-open trial holds: until a trial
+        begun as its circuit half-opens would have timed out. Claims are made while the
+        circuit is still open, so the claim covers the rest of the cooldown too."""
+        breaker = self.provider(namespace, name).breaker
+        now = self.clock()
+        wait = 0.0 if breaker.open_until is None else max(breaker.open_until - now, 0.0)
+        return wait + breaker.trial_timeout(self.lease_ttl)
+
     def in_flight_leases(self) -> int:
         self._advance(self.clock())
         return len(self._leases)
@@ -515,6 +560,9 @@ class RoutingTable:
             for key in index.due(now):
                 state = self._providers.get(key)
                 if state is not None:
+                    if state.breaker.expire_trial(now):
+                        state.last_error = (f"the half-open trial had no verdict within "
+                                            f"{state.breaker.trial_timeout(self.lease_ttl):g} s")
                     index.touch(state, now)
         leases = self._leases
         queue = leases.queue

@@ -199,6 +199,8 @@ def provider_health(state: ProviderState | None, now: float,
         else state.reported_latency_ms
     if latency is not None:
         health["latencyMs"] = round_latency(latency)
+    if state.reported_ttft_ms is not None:
+        health["ttftMs"] = round_latency(state.reported_ttft_ms)
     if state.last_error and (state.blocks or state.probe_failures):
         health["lastError"] = state.last_error[:1024]
     retry = state.retry_at(now)

@@ -155,10 +155,11 @@ class StatusWriter:
         health = provider_health(state, now, wall)
         if health is not None and state is not None:
             old = tracked.status.get("health") or {}
-            if "latencyMs" not in health and "latencyMs" in old:
-                health["latencyMs"] = old["latencyMs"]  # not measured yet since a restart
-            elif _latency_is_close(old.get("latencyMs"), health.get("latencyMs")):
-                health["latencyMs"] = old["latencyMs"]
+            for figure in ("latencyMs", "ttftMs"):
+                if figure not in health and figure in old:
+                    health[figure] = old[figure]  # not measured yet since a restart
+                elif _latency_is_close(old.get(figure), health.get(figure)):
+                    health[figure] = old[figure]
             probed = wall_time(state.last_probe_at, now, wall) or old.get("lastProbeTime")
             if probed is not None:
                 health["lastProbeTime"] = probed

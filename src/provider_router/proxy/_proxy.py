@@ -38,6 +38,7 @@ from provider_router.engine import (
     Outcome,
     OutcomeKind,
     PolicyState,
+    ProviderUnavailable,
     RouteRequest,
     Target,
     UnknownLease,
@@ -265,7 +266,7 @@ class Proxy:
         try:
             decision = self.table.route(RouteRequest(
                 namespace=namespace, policy=policy, capabilities=(endpoint.wire,),
-                model=call.model))
+                model=call.model, stream=call.stream))
         except UnknownPolicy as error:
             raise unknown_policy(error) from None
         except NoProviderAvailable as error:
@@ -280,7 +281,14 @@ class Proxy:
         for index, target in enumerate(targets):
             if index and loop.time() >= deadline:
                 break
-            lease = decision.lease_id if index == 0 else None
+            lease = decision.lease_id
+            if index:
+                try:  # a fallback's lease is taken as it is tried, and counts while it runs
+                    lease = self.table.acquire(namespace, policy, target.provider.name)
+                except (ProviderUnavailable, UnknownProvider, UnknownPolicy) as error:
+                    log.info("proxy %s/%s: skipping fallback %s: %s", namespace, policy,
+                             target.provider.name, error)
+                    continue
             result = await self._attempt(request, call, namespace, policy, target, lease,
                                          deadline)
             if not isinstance(result, _Failed):
@@ -355,6 +363,7 @@ class Proxy:
             usage.take_body(body)
             report(_judge(status), started, status, usage)
             return status, content_type, body, answer_headers
+        report = partial(report, ttft=first_at - started)  # a stream's first chunk came
         relay = EventRelay(usage, call.strip_usage)
         bound.streams.inc()
         chunks = self._relay(response, relay, relay.feed(first) if first else b"", anthropic,
@@ -430,7 +439,7 @@ class Proxy:
 
     def _report(self, namespace: str, policy: str, name: str, lease: str | None,
                 kind: OutcomeKind, started: float | None, status: int | None, usage: Usage,
-                retry_after: float | None = None) -> None:
+                retry_after: float | None = None, ttft: float | None = None) -> None:
         """Tell the engine how an attempt went, and count it."""
         elapsed = None if started is None else asyncio.get_running_loop().time() - started
         # UnknownProvider: removed meanwhile; UnknownLease: the lease expired long ago.
@@ -438,7 +447,8 @@ class Proxy:
             self.table.report(Outcome(
                 kind, lease_id=lease, provider=name, namespace=namespace, policy=policy,
                 latency_ms=None if elapsed is None else elapsed * 1000.0, status_code=status,
-                retry_after_seconds=retry_after, input_tokens=usage.input_tokens,
+                retry_after_seconds=retry_after,
+                ttft_ms=None if ttft is None else ttft * 1000.0, input_tokens=usage.input_tokens,
                 output_tokens=usage.output_tokens))
         reports = self.service.metrics.reports
         key = (namespace, name, kind.value)

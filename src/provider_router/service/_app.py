@@ -287,6 +287,7 @@ class RouteService:
         outcome = Outcome(
             outcome=report.outcome, lease_id=report.lease_id, provider=report.provider,
             namespace=report.namespace, policy=report.policy, latency_ms=report.latency_ms,
+            ttft_ms=report.ttft_ms,
             status_code=report.status_code, retry_after_seconds=report.retry_after_seconds,
             input_tokens=report.input_tokens, output_tokens=report.output_tokens,
             rate_limit=report.stated_limits(time.time()))

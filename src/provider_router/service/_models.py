@@ -74,11 +74,15 @@ class RouteInput(_Input):
         "it is eligible (sticky policies and Weighted splits).")
     explain: bool = Field(default=False, description="Add each candidate's reasons.")
     lease: bool = Field(default=True, description="Take a lease that a report releases.")
+    stream: bool = Field(default=False, description="The call will stream its answer: under "
+                         "the Latency strategy, providers rank by their measured time to "
+                         "first token (ttftMs) where reports gave one.")
 
     def to_request(self) -> RouteRequest:
         return RouteRequest(namespace=self.namespace, policy=self.policy,
                             capabilities=tuple(self.capabilities), model=self.model,
-                            session=self.session, explain=self.explain, lease=self.lease)
+                            session=self.session, explain=self.explain, lease=self.lease,
+                            stream=self.stream)
 
 
 def _report_schema(schema: dict[str, Any]) -> None:
@@ -134,6 +138,10 @@ class ReportInput(_Input):
         "names it.")
     outcome: OutcomeKind
     latency_ms: Annotated[float, Field(ge=0, le=MAX_LATENCY_MS)] | None = None
+    ttft_ms: Annotated[float, Field(ge=0, le=MAX_LATENCY_MS)] | None = Field(
+        default=None, description="Time to first token of a streamed call: milliseconds "
+        "until its first chunk arrived. Ranks the provider for streamed routes under the "
+        "Latency strategy; counted for successes, like latencyMs.")
     status_code: StatusCode | None = None
     retry_after_seconds: Annotated[float, Field(ge=0, le=MAX_RETRY_AFTER_SECONDS)] | None = \
         Field(default=None, description="From the provider's Retry-After, for rate_limited.")
@@ -232,6 +240,8 @@ class ProviderOut(_Output):
     in_flight: int
     max_concurrent: int | None
     latency_ms: float = Field(description="Measured (reports, then probes), else the prior.")
+    ttft_ms: float | None = Field(description="Time to first token of streamed calls, as "
+                                  "reports measured it; null until one did.")
     rpm_used: float = Field(alias="rpmUsed")
     rpm_limit: int | None = Field(alias="rpmLimit")
     tpm_used: float = Field(alias="tpmUsed")

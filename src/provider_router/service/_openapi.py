@@ -93,6 +93,9 @@ _ROUTE_PARAMS = [
            "Add the reasons of every candidate (`true` or `false`)."),
     _query("lease", {"type": "boolean", "default": True},
            "Take a lease that reporting the outcome releases (`true` or `false`)."),
+    _query("stream", {"type": "boolean", "default": False},
+           "The call will stream its answer: under the Latency strategy, providers rank by "
+           "their measured time to first token (`true` or `false`)."),
 ]
 
 _ACCESS_RESPONSES = {

@@ -24,7 +24,7 @@ MAX_CACHED_INPUTS: Final = 4096
 MAX_CACHED_KEY_BYTES: Final = 512
 
 _ROUTE_SINGLE: Final = frozenset({"policy", "namespace", "model", "session"})
-_ROUTE_FLAGS: Final = frozenset({"explain", "lease"})
+_ROUTE_FLAGS: Final = frozenset({"explain", "lease", "stream"})
 _RENAMES: Final = {"capabilities": "capability"}
 _NAMESPACE_CHECK: TypeAdapter[str] = TypeAdapter(Namespace, config=ConfigDict(strict=True))
 

@@ -148,6 +148,7 @@ def provider_view(state: ProviderState, now: float) -> dict[str, Any]:
         "inFlight": state.in_flight,
         "maxConcurrent": spec.max_concurrent,
         "latencyMs": state.latency_ms(),
+        "ttftMs": state.reported_ttft_ms,
         "rpmUsed": state.requests.total(now),
         "rpmLimit": spec.rate_limit_rpm,
         "tpmUsed": state.tokens.total(now),

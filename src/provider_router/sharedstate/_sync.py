@@ -13,8 +13,9 @@ timeout: every call is bounded), routing goes on and the table enforces its shar
 limit, the limit divided by the replicas this loop last saw.
 
 The fleet's one half-open trial per circuit flip is claimed with ``SET NX PX``: whoever sets
-the key first is granted the trial; the key lives as long as a lease, so a winner that dies
-mid-trial frees it.
+the key first is granted the trial; the key lives until a trial begun as the circuit
+half-opens would have timed out (the rest of the cooldown, plus the trial's timeout), so a
+winner that dies mid-trial, or routes nothing, frees it then.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from provider_router._defaults import DEFAULT_STATE_PREFIX, DEFAULT_STATE_SYNC_MS
-from provider_router.engine import FleetSnapshot, RoutingTable
+from provider_router.engine import FleetSnapshot, RoutingTable, UnknownProvider
 from provider_router.sharedstate._wire import decode, encode_rates, encode_spend
 
 log = logging.getLogger("provider_router.sharedstate")
@@ -199,9 +200,12 @@ class SharedState:
 
     async def _claim(self, claims: list[tuple[tuple[str, str], str]], offset: float) -> None:
         """Try for the fleet's one half-open trial of each flip; grant those won."""
-        px = int(self.table.lease_ttl * 1000)
         async with self._client.pipeline(transaction=False) as pipe:
             for (namespace, name), flip_id in claims:
+                try:
+                    px = int(self.table.trial_claim_seconds(namespace, name) * 1000)
+                except UnknownProvider:  # removed since: any claim will do, none is granted
+                    px = int(self.table.lease_ttl * 1000)
                 pipe.set(f"{self.prefix}:trial:{namespace}/{name}:{flip_id}", self.replica_id,
                          nx=True, px=px)
             self.commands += len(claims)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from provider_router.engine import Outcome, OutcomeKind, RouteRequest, RoutingTable
 from support.engine import FakeClock, pick, picks, policy
 
@@ -63,6 +65,45 @@ def test_latency_uses_the_prior_until_measured_then_the_measurement(
         table.report(Outcome(OutcomeKind.SUCCESS, provider="fast", namespace="ns",
                              latency_ms=2000))
     assert pick(table) == "slow"
+
+
+def test_latency_ranks_streamed_requests_by_time_to_first_token(
+        table: RoutingTable, add) -> None:
+    # "steady" answers whole in 800 ms; "bursty" starts streaming at once but ends later.
+    add(steady={"avgLatencyMs": 100}, bursty={"avgLatencyMs": 900})
+    table.upsert_policy("ns", "p", policy(strategy="Latency"))
+    table.report(Outcome(OutcomeKind.SUCCESS, provider="steady", namespace="ns",
+                         latency_ms=800, ttft_ms=700))
+    table.report(Outcome(OutcomeKind.SUCCESS, provider="bursty", namespace="ns",
+                         latency_ms=3000, ttft_ms=50))
+    assert pick(table) == "steady"
+    assert pick(table, stream=True) == "bursty"
+    state = table.provider("ns", "bursty")
+    assert (state.reported_latency_ms, state.reported_ttft_ms) == (3000, 50)
+    # The time-to-first-token average moves like the latency one.
+    table.report(Outcome(OutcomeKind.SUCCESS, provider="bursty", namespace="ns",
+                         latency_ms=3000, ttft_ms=4050))
+    assert state.reported_ttft_ms == pytest.approx(50 + 0.2 * 4000)
+    assert pick(table, stream=True) == "steady"
+
+
+def test_a_streamed_request_ranks_by_latency_where_no_ttft_was_measured(
+        table: RoutingTable, add) -> None:
+    add(fast={"avgLatencyMs": 100}, slow={"avgLatencyMs": 900})
+    table.upsert_policy("ns", "p", policy(strategy="Latency"))
+    assert pick(table, stream=True) == "fast"
+    table.report(Outcome(OutcomeKind.SUCCESS, provider="slow", namespace="ns", ttft_ms=200))
+    assert pick(table, stream=True) == "fast", "fast's 100 ms latency beats slow's 200 ms TTFT"
+    table.report(Outcome(OutcomeKind.ERROR, provider="fast", namespace="ns", ttft_ms=1))
+    assert table.provider("ns", "fast").reported_ttft_ms is None, "failures teach no speed"
+
+
+def test_stream_changes_nothing_under_other_strategies(table: RoutingTable, add) -> None:
+    add(a={"priority": 1}, b={"priority": 5})
+    table.upsert_policy("ns", "p", policy(strategy="Priority"))
+    table.report(Outcome(OutcomeKind.SUCCESS, provider="a", namespace="ns", ttft_ms=1))
+    assert pick(table, stream=True) == pick(table) == "b"
+    assert len(table.policy("ns", "p").entries) == 1, "one pool serves both"
 
 
 def test_least_loaded_counts_leases_relative_to_max_concurrent(

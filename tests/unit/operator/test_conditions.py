@@ -121,3 +121,18 @@ def test_probe_latency_noise_is_not_worth_a_status_write() -> None:
     assert _latency_is_close(100.0, 180.0)  # within a factor of two
     assert not _latency_is_close(5.0, 500.0)
     assert not _latency_is_close(None, 5.0)
+
+
+def test_status_health_shows_the_reported_time_to_first_token() -> None:
+    from provider_router.operator._conditions import provider_health
+
+    clock = FakeClock()
+    table = RoutingTable(clock=clock)
+    table.upsert_provider("ns", "a", provider(healthCheck={"enabled": False}))
+    state = table.provider("ns", "a")
+    assert "ttftMs" not in (provider_health(state, clock(), T0) or {})
+    table.report(Outcome(OutcomeKind.SUCCESS, provider="a", namespace="ns", latency_ms=2345,
+                         ttft_ms=123.4))
+    health = provider_health(state, clock(), T0)
+    assert health is not None
+    assert (health["latencyMs"], health["ttftMs"]) == (2300.0, 120.0)
