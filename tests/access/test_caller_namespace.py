@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -47,13 +48,14 @@ CHAT: dict[str, Any] = {"model": "fake-model",
                         "messages": [{"role": "user", "content": "hi"}]}
 
 
-def provider(name: str, namespace: str, url: str, model: str) -> list[dict[str, Any]]:
+def provider(name: str, namespace: str, url: str, model: str,
+             **spec: Any) -> list[dict[str, Any]]:
     """An LLMProvider with its own key, and the Secret that holds the key."""
     return [
         {"apiVersion": "router.zoeyos.io/v1alpha1", "kind": "LLMProvider",
          "metadata": {"name": name, "namespace": namespace},
          "spec": {"baseURL": url, "capabilities": ["chat"], "models": [model, CHAT["model"]],
-                  "healthCheck": {"enabled": False},
+                  "healthCheck": {"enabled": False}, **spec,
                   "credentialsSecretRef": {"name": f"{name}-key", "key": "apiKey"}}},
         {"apiVersion": "v1", "kind": "Secret",
          "metadata": {"name": f"{name}-key", "namespace": namespace},
@@ -232,10 +234,13 @@ async def keyed(folder: Path, options: ProxyOptions = FAST) -> AsyncIterator[Key
     Keys: ``a`` in team-a's Secret, ``b`` and ``b-denied`` in team-b's, ``plain`` in a
     Secret whose manifest names no namespace (so ``default``)."""
     keys = {name: secrets.token_urlsafe(24) for name in ("a", "b", "b-denied", "plain")}
-    fakes = {"alpha": FakeLLM("alpha"), "shared": FakeLLM("shared")}
+    fakes = {"alpha": FakeLLM("alpha"), "shared": FakeLLM("shared"),
+             "claude": FakeLLM("claude")}
     async with fake_providers(*fakes.values()):
         write_docs(folder / "all.yaml",
                    *provider("alpha", "team-a", fakes["alpha"].url, "model-a"),
+                   *provider("claude", "team-a", fakes["claude"].url, "claude-a",
+                             apiFormat="anthropic"),
                    policy("team", "team-a"),
                    *provider("shared", "default", fakes["shared"].url, "model-d"),
                    policy("fallback", "default"),
@@ -262,11 +267,23 @@ async def test_api_keys_land_on_their_secrets_namespace_default_policy(tmp_path:
             await chat(env.url, env.keys["b-denied"])
         assert "default/fallback" in str(refused.value)
         assert len(env.fakes["alpha"].calls("/v1/chat/completions")) == 1
+        # Anthropic's SDK sends its key as x-api-key: the same key, the same namespace.
+        async with anthropic.AsyncAnthropic(
+                base_url=env.url, api_key=env.keys["a"], max_retries=0, timeout=15.0,
+                http_client=anthropic.DefaultAsyncHttpxClient(trust_env=False)) as claude:
+            raw = await claude.messages.with_raw_response.create(
+                model="claude-a", max_tokens=16, messages=[{"role": "user", "content": "hi"}])
+            assert (raw.headers["x-router-policy"], raw.headers["x-router-provider"]) == (
+                "team-a/team", "team-a/claude")
         async with httpx.AsyncClient(base_url=env.url, trust_env=False, timeout=15.0) as http:
             route = await http.get("/v1/route", headers={"x-api-key": env.keys["a"]})
             assert route.status_code == 200, route.text
             assert (route.json()["policy"], route.json()["provider"]["namespace"]) == (
                 "team", "team-a")
+            posted = await http.post("/v1/route", json={"capabilities": ["chat"]},
+                                     headers={"authorization": f"Bearer {env.keys['a']}"})
+            assert posted.status_code == 200, posted.text
+            assert posted.json()["policy"] == "team"
             other = await http.get("/v1/route?namespace=default",
                                    headers={"authorization": f"Bearer {env.keys['a']}"})
             assert other.status_code == 403, other.text
