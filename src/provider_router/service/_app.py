@@ -309,12 +309,12 @@ class RouteService:
         return self._route(request, self._bodies.get(request.body))
 
     def _route(self, request: Request, parsed: Wanted) -> Answer:
-        wanted, named = parsed
+        wanted, moved = parsed
         if self.access.open:  # callers have no namespace: 'default' it is
             return self._decide(wanted)
-        if not named:
+        if moved is not None:  # no namespace named: the caller's
             return self.guarded_for_caller(request, wanted.policy, DEFAULT_NAMESPACE,
-                                           partial(self._decide_in, wanted))
+                                           partial(self._decide_in, wanted, moved))
         try:
             policy = self.table.resolve_policy(wanted.namespace, wanted.policy)
         except UnknownPolicy as error:
@@ -322,11 +322,15 @@ class RouteService:
         return self.guarded(request, policy.key[0], policy.key[1],
                             lambda: self._decide(wanted))
 
-    def _decide_in(self, wanted: RouteRequest, policy: PolicyState) -> Response:
-        """``_decide`` in the namespace the caller's policy was found in."""
+    def _decide_in(self, wanted: RouteRequest, moved: dict[str, RouteRequest],
+                   policy: PolicyState) -> Response:
+        """``_decide`` in the namespace the caller's policy was found in (``moved`` keeps
+        the request in each namespace, at most one per namespace that has policies)."""
         namespace = policy.key[0]
-        return self._decide(wanted if wanted.namespace == namespace
-                            else replace(wanted, namespace=namespace))
+        request = moved.get(namespace)
+        if request is None:
+            request = moved[namespace] = replace(wanted, namespace=namespace)
+        return self._decide(request)
 
     def _decide(self, wanted: RouteRequest) -> Response:
         try:

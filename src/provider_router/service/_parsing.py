@@ -48,8 +48,11 @@ def _flag(name: str, value: str) -> bool:
     raise invalid_field(name, "must be true or false")
 
 
-Wanted = tuple[RouteRequest, bool]
-"""A parsed route request, and whether it named its namespace (unset: the caller's)."""
+Wanted = tuple[RouteRequest, dict[str, RouteRequest] | None]
+"""A parsed route request and, when it named no namespace (the caller's is meant, found only
+once the caller is known), the same request in each namespace it was resolved to, filled as
+they come: cached with the parse, so a known caller's route copies nothing. None when the
+request named its namespace."""
 
 
 def parse_route_query(query: bytes) -> RouteRequest:
@@ -58,9 +61,8 @@ def parse_route_query(query: bytes) -> RouteRequest:
 
 
 def read_route_query(query: bytes) -> Wanted:
-    """``parse_route_query``, and whether the query named a namespace."""
-    wanted = _query_input(query)
-    return wanted.to_request(), wanted.namespace is not None
+    """``parse_route_query``, as a ``Wanted``."""
+    return _wanted(_query_input(query))
 
 
 def _query_input(query: bytes) -> RouteInput:
@@ -88,9 +90,13 @@ def parse_route_body(body: bytes) -> RouteRequest:
 
 
 def read_route_body(body: bytes) -> Wanted:
-    """``parse_route_body``, and whether the body named a namespace."""
-    wanted = _body_input(body)
-    return wanted.to_request(), wanted.namespace is not None
+    """``parse_route_body``, as a ``Wanted``."""
+    return _wanted(_body_input(body))
+
+
+def _wanted(parsed: RouteInput) -> Wanted:
+    request = parsed.to_request()
+    return request, (None if parsed.namespace is not None else {request.namespace: request})
 
 
 def _body_input(body: bytes) -> RouteInput:
