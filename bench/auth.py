@@ -6,6 +6,8 @@ Servers, each in its own process pinned to one core, restarted for every round:
 - ``kubernetes``       the same with ``KubernetesAccess``; every request carries
                        ``Authorization: Bearer``, so each one hashes the token and finds the
                        cached TokenReview and SubjectAccessReview
+- ``caller-kubernetes``  ``kubernetes`` with no ``namespace`` in the query: the policy comes
+                       from the caller's namespace (the token's ServiceAccount's, ``bench``)
 - ``small-none`` / ``small-kubernetes``  the same over a 10-provider table, where the route
                        itself is cheap and the access check is a larger share of the work
 
@@ -44,7 +46,9 @@ from route_service import (  # a sibling script, not a package
     stop_server,
 )
 
-SERVERS = ("none", "kubernetes", "small-none", "small-kubernetes")
+SERVERS = ("none", "kubernetes", "caller-kubernetes", "small-none", "small-kubernetes")
+CALLER_PATH = ROUTE_PATH.replace("&namespace=bench", "")
+"""The same route, naming no namespace: the caller's (``bench``) is used."""
 TOKEN = "bench-token-for-the-provider-router-audience"
 
 
@@ -91,7 +95,7 @@ def serve_child(kind: str, cpu: int | None) -> None:
     async def main() -> None:
         access: Access | None = None
         calls: list[str] = []
-        if kind.endswith("kubernetes"):
+        if "kubernetes" in kind:
             url, calls = await fake_api_server()
             access = KubernetesAccess(ReviewClient(url))
         app = create_app(table, access=access)
@@ -123,7 +127,8 @@ def measure(kind: str, args: argparse.Namespace) -> tuple[Result, int]:
         line = child.stdout.readline()
         if not line.startswith("PORT "):
             raise RuntimeError(f"{kind} server did not start: {line!r}")
-        url = f"http://127.0.0.1:{int(line.split()[1])}{ROUTE_PATH}"
+        path = CALLER_PATH if kind.startswith("caller") else ROUTE_PATH
+        url = f"http://127.0.0.1:{int(line.split()[1])}{path}"
         headers = ["-H", f"Authorization: Bearer {TOKEN}"]
         run_wrk_with(url, 1, args, headers)  # warm-up (and the reviews), discarded
         before = cpu_seconds(child.pid)
@@ -189,7 +194,7 @@ def main() -> None:
                       f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  "
                       f"cpu {result.cpu_us:5.1f} us/req  reviews {reviews}"
                       + (f"  ERRORS {result.errors}" if result.errors else ""), flush=True)
-                if kind.endswith("kubernetes") and reviews != 2:
+                if "kubernetes" in kind and reviews != 2:
                     print(f"  !! expected 2 reviews (warm caches), saw {reviews}")
     medians = print_medians(results, args.rounds)
     for prefix in ("", "small-"):
@@ -198,6 +203,10 @@ def main() -> None:
             print(f"{prefix}kubernetes / {prefix}none  throughput {checked.rps / open_.rps:5.2f}x"
                   f"  cpu/req {checked.cpu_us / open_.cpu_us if open_.cpu_us else 0:5.2f}x  "
                   f"(target: >= 0.80x throughput)")
+    named, caller = medians.get("kubernetes"), medians.get("caller-kubernetes")
+    if named and caller and named.rps:
+        print(f"caller-kubernetes / kubernetes  throughput {caller.rps / named.rps:5.2f}x"
+              f"  cpu/req {caller.cpu_us / named.cpu_us if named.cpu_us else 0:5.2f}x")
 
 
 if __name__ == "__main__":

@@ -32,5 +32,9 @@ DEFAULT_STATE_SYNC_MS: Final = 200
 DEFAULT_STATE_PREFIX: Final = "provider-router"
 """The shared store's key prefix; the operator adds its election Lease's name."""
 
+DEFAULT_NAMESPACE: Final = "default"
+"""The namespace of a request that names none, when the caller's own namespace does not have
+the policy asked for (or has no default policy); ``--proxy-namespace``'s default too."""
+
 DEFAULT_AUDIENCE: Final = "provider-router"
 """The audience a workload's projected ServiceAccount token must be minted for."""

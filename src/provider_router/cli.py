@@ -102,8 +102,8 @@ def _proxy_options(parser: argparse.ArgumentParser) -> None:
         "http://ROUTER/proxy/NS/POLICY/v1")
     group.add_argument("--proxy", action="store_true", help="serve proxy mode")
     group.add_argument("--proxy-namespace", default="default", metavar="NS",
-                       help="namespace whose default policy serves /v1/... "
-                       "(default: %(default)s)")
+                       help="namespace whose default policy serves /v1/... when the "
+                       "caller's own namespace has none (default: %(default)s)")
     group.add_argument("--proxy-connect-timeout", type=_positive, default=5.0,
                        metavar="SECONDS", help="connecting to a provider (default: %(default)g)")
     group.add_argument("--proxy-first-byte-timeout", type=_positive, default=120.0,

@@ -98,3 +98,20 @@ def test_layering(module: str, forbidden: tuple[str, ...]) -> None:
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=60, check=True).stdout.split()
     assert loaded == []
+
+
+def test_only_service_accounts_have_a_namespace() -> None:
+    """A request that names no namespace uses its caller's: a ServiceAccount's own, and none
+    for any other user (which then lands on the fallback namespace)."""
+    from provider_router.access._errors import service_account
+    from provider_router.access._kubernetes import _Identity
+    from provider_router.access._reviews import UserInfo
+
+    assert service_account("system:serviceaccount:team-a:worker") == ("team-a", "worker")
+    for user in ("alice@example.com", "system:serviceaccount:team-a",
+                 "system:serviceaccount::worker", "system:serviceaccount:team-a:",
+                 "system:serviceaccount:a:b:c", "system:admin"):
+        assert service_account(user) is None, user
+    assert _Identity(UserInfo("system:serviceaccount:team-a:worker"), 1.0).namespace == "team-a"
+    assert _Identity(UserInfo("alice@example.com"), 1.0).namespace is None
+    assert _Identity(None, 1.0).namespace is None

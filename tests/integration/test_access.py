@@ -83,15 +83,21 @@ def roles(k8s: Any) -> Iterator[Roles]:
                     raise
 
 
-def bind(k8s: Any, namespace: str, account: str, roles: Roles) -> None:
-    """What ``kubectl create rolebinding --clusterrole=... --serviceaccount=...`` does."""
+def bind(k8s: Any, namespace: str, account: str, roles: Roles,
+         account_namespace: str | None = None) -> str:
+    """What ``kubectl create rolebinding --clusterrole=... --serviceaccount=...`` does, for
+    the account ``account_namespace/account`` (default: of ``namespace`` itself). Returns the
+    binding's name."""
     rbac = client.RbacAuthorizationV1Api(k8s.api_client)
+    name = f"use-{account}" if account_namespace is None else (
+        f"use-{account_namespace}-{account}"[:63].rstrip("-"))
     rbac.create_namespaced_role_binding(namespace, client.V1RoleBinding(
-        metadata=client.V1ObjectMeta(name=f"use-{account}"),
+        metadata=client.V1ObjectMeta(name=name),
         role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="ClusterRole",
                                   name=roles.user),
         subjects=[client.RbacV1Subject(kind="ServiceAccount", name=account,
-                                       namespace=namespace)]))
+                                       namespace=account_namespace or namespace)]))
+    return name
 
 
 def router_kubeconfig(k8s: Any, namespace: str, roles: Roles, server: str | None = None,

@@ -37,13 +37,24 @@ def permission(namespace: str, policy: str) -> dict[str, str]:
             "name": policy}
 
 
+def service_account(user: str) -> tuple[str, str] | None:
+    """``(namespace, name)`` of a ServiceAccount's username (``system:serviceaccount:NS:NAME``);
+    None for any other user, which has no namespace of its own."""
+    if not user.startswith(SERVICE_ACCOUNT_PREFIX):
+        return None
+    namespace, colon, name = user.removeprefix(SERVICE_ACCOUNT_PREFIX).partition(":")
+    if not (namespace and colon and name) or ":" in name:
+        return None
+    return namespace, name
+
+
 def grant_command(user: str, namespace: str) -> str:
     """The ``kubectl create rolebinding`` that lets ``user`` use the policies of
     ``namespace``."""
-    if user.startswith(SERVICE_ACCOUNT_PREFIX):
-        account_namespace, _, account = user.removeprefix(SERVICE_ACCOUNT_PREFIX).partition(":")
-        subject = f"--serviceaccount={account_namespace}:{account}"
-        binding = f"{USER_ROLE}-{account}"
+    account = service_account(user)
+    if account is not None:
+        subject = f"--serviceaccount={account[0]}:{account[1]}"
+        binding = f"{USER_ROLE}-{account[1]}"
     else:
         subject = f"--user={user}"
         binding = USER_ROLE

@@ -16,12 +16,14 @@ Standalone mode has no API server to ask, so the manifests say who may use what:
       batch-jobs: "<a long random key>"           # one data key per API key
       ci: "<another one>"
 
-Each data key is one API key, named ``<namespace>/<secret>/<data key>`` in answers and logs (its
-value never is). Its annotation ``router.zoeyos.io/policies.<data key>`` lists the policies it
-may use, separated by commas: ``name`` (in the Secret's namespace), ``namespace/name``, ``*``
-(every policy of the Secret's namespace) or ``namespace/*``. A key without that annotation may
-use nothing. Clients send the key as ``Authorization: Bearer <key>`` (what the OpenAI SDK sends
-as its ``api_key``) or ``x-api-key: <key>`` (Anthropic's).
+Each data key is one API key, named ``<namespace>/<secret>/<data key>`` in answers and logs
+(its value never is). The Secret's namespace (``default`` when the manifest names none) is the
+caller's namespace: requests that name no namespace use its default policy first. Its
+annotation ``router.zoeyos.io/policies.<data key>`` lists the policies it may use, separated by
+commas: ``name`` (in the Secret's namespace), ``namespace/name``, ``*`` (every policy of the
+Secret's namespace) or ``namespace/*``. A key without that annotation may use nothing. Clients
+send the key as ``Authorization: Bearer <key>`` (what the OpenAI SDK sends as its ``api_key``)
+or ``x-api-key: <key>`` (Anthropic's).
 
 Only SHA-256 digests of the keys are kept. A request's key is hashed and its digest compared
 with ``hmac.compare_digest``, so neither the comparison's time nor a memory dump gives a key
@@ -35,7 +37,7 @@ import hmac
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final, Protocol, cast
 
 from provider_router.access._credentials import bearer, digest
 from provider_router.access._errors import forbidden_by_key, unauthenticated
@@ -47,7 +49,7 @@ from provider_router.access._metrics import (
     MISSING,
     AccessMetrics,
 )
-from provider_router.service import ApiError, Request
+from provider_router.service import ApiError, Caller, Request
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +79,14 @@ class SecretLike(Protocol):
 @dataclass(frozen=True)
 class ApiKey:
     """One key, by name: ``grants`` holds ``(namespace, policy)`` pairs, ``policy`` ``*``
-    for all of a namespace."""
+    for all of a namespace. The ``Caller`` of the ``Access`` protocol."""
 
     name: str
     annotation: str
     grants: frozenset[tuple[str, str]]
+    namespace: str | None = None
+    """The namespace of the Secret that holds the key: the caller's namespace, whose default
+    policy serves the requests that name no namespace."""
 
     def allows(self, namespace: str, policy: str) -> bool:
         grants = self.grants
@@ -130,7 +135,8 @@ def keys_from_secrets(secrets: Iterable[SecretLike]) -> tuple[list[tuple[bytes, 
             if not grants:
                 warnings.append(f"{where}: key {data_key} may use no policy (annotate it "
                                 f"with {annotation})")
-            found.append((digest(value.strip().encode()), ApiKey(name, annotation, grants)))
+            found.append((digest(value.strip().encode()),
+                          ApiKey(name, annotation, grants, secret.namespace)))
     return found, warnings
 
 
@@ -181,13 +187,16 @@ class KeysAccess:
         self.metrics.authn[AUTHENTICATED] += 1
         return match
 
-    def check(self, request: Request, namespace: str, policy: str) -> bool:
-        key = self.identify(request)
+    async def authenticate(self, request: Request) -> Caller:
+        return self.identify(request)  # everything is known: no I/O to wait for
+
+    def check(self, caller: Caller, namespace: str, policy: str) -> bool:
+        key = cast(ApiKey, caller)  # what ``identify`` returned
         if key.allows(namespace, policy):
             self.metrics.authz[ALLOWED] += 1
             return True
         self.metrics.authz[DENIED] += 1
         raise forbidden_by_key(key.name, namespace, policy, key.annotation)
 
-    async def review(self, request: Request, namespace: str, policy: str) -> None:
-        self.check(request, namespace, policy)  # everything is known: no I/O to wait for
+    async def review(self, caller: Caller, namespace: str, policy: str) -> None:
+        self.check(caller, namespace, policy)

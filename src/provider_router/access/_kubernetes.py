@@ -15,11 +15,13 @@ The API server must not see one review per route, so both answers are cached:
   for ``refuse_ttl`` (10 s), so a revoked RoleBinding or a deleted ServiceAccount stops working
   within two minutes.
 
-A warm cache answers in ``check``, synchronously, with one hash and two dict lookups. A miss
-goes through ``review``: one review per token (or per token and policy) is in flight at a time
-however many requests wait for it, at most ``max_pending`` reviews wait at all, and each has a
-deadline. When the API server cannot answer, cached allows go on until they expire and
-everybody else gets 503: a decision that cannot be made is never a yes.
+A warm cache answers synchronously: ``identify`` finds the identity (one hash, one dict lookup;
+it carries the ServiceAccount's namespace, so a request that names no namespace can use the
+caller's without another call) and ``check`` its decision for the policy (one more). A miss
+goes through ``authenticate`` and ``review``: one review per token (or per token and policy) is
+in flight at a time however many requests wait for it, at most ``max_pending`` reviews wait at
+all, and each has a deadline. When the API server cannot answer, cached allows go on until they
+expire and everybody else gets 503: a decision that cannot be made is never a yes.
 """
 
 from __future__ import annotations
@@ -31,13 +33,14 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Final, TypeVar
+from typing import Final, TypeVar, cast
 
 import orjson
 
 from provider_router.access._credentials import bearer, digest
 from provider_router.access._errors import (
     forbidden_by_rbac,
+    service_account,
     unauthenticated,
     unavailable,
 )
@@ -55,7 +58,7 @@ from provider_router.access._metrics import (
     AccessMetrics,
 )
 from provider_router.access._reviews import ReviewClient, ReviewFailed, UserInfo
-from provider_router.service import ApiError, Request
+from provider_router.service import ApiError, Caller, Request
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +81,16 @@ Decision = tuple[bool, float]
 
 
 class _Identity:
-    """A reviewed token: who it is (None: not accepted), until when, and its decisions."""
+    """A reviewed token: who it is (None: not accepted), its namespace (a ServiceAccount's;
+    None for any other user), until when, and its decisions. The ``Caller`` of the
+    ``Access`` protocol."""
 
-    __slots__ = ("decisions", "expires", "reason", "user")
+    __slots__ = ("decisions", "expires", "namespace", "reason", "user")
 
     def __init__(self, user: UserInfo | None, expires: float, reason: str = "") -> None:
         self.user = user
+        account = service_account(user.username) if user is not None else None
+        self.namespace = account[0] if account is not None else None
         self.expires = expires
         self.reason = reason
         self.decisions: dict[tuple[str, str], Decision] = {}
@@ -117,39 +124,26 @@ class KubernetesAccess:
         self._identities: OrderedDict[bytes, _Identity] = OrderedDict()
         self._refused: OrderedDict[bytes, _Identity] = OrderedDict()
         self._token_flights: dict[bytes, asyncio.Future[_Identity | ReviewFailed]] = {}
-        self._access_flights: dict[tuple[bytes, str, str],
+        self._access_flights: dict[tuple[_Identity, str, str],
                                    asyncio.Future[bool | ReviewFailed]] = {}
         self._slots = asyncio.Semaphore(concurrency)
         self._failure_logged = -1e9
 
     # -- the Access protocol -----------------------------------------------------------------
 
-    def check(self, request: Request, namespace: str, policy: str) -> bool:
-        metrics = self.metrics
-        key = digest(self._token(request))
-        now = self._clock()
-        identity = self._cached(key, now)
+    def identify(self, request: Request) -> Caller | None:
+        identity = self._cached(digest(self._token(request)), self._clock())
         if identity is None:
-            metrics.cache[(TOKEN, MISS)] += 1
-            return False
-        user = identity.user
-        decision = identity.decisions.get((namespace, policy)) if user is not None else None
-        if decision is not None and decision[0] and decision[1] > now:
-            metrics.cached_allows += 1  # the hot path: one counter (see AccessMetrics)
-            return True
-        metrics.cache[(TOKEN, HIT)] += 1
-        if user is None:
+            self.metrics.cache[(TOKEN, MISS)] += 1
+            return None
+        if identity.user is None:
+            metrics = self.metrics
+            metrics.cache[(TOKEN, HIT)] += 1
             metrics.authn[INVALID] += 1
             raise _not_accepted(identity)
-        if decision is None or decision[1] <= now:
-            metrics.cache[(ACCESS, MISS)] += 1
-            return False
-        metrics.cache[(ACCESS, HIT)] += 1
-        metrics.authn[AUTHENTICATED] += 1
-        metrics.authz[DENIED] += 1
-        raise forbidden_by_rbac(user.username, namespace, policy)
+        return identity  # counted by ``check`` (the hot path counts once, there)
 
-    async def review(self, request: Request, namespace: str, policy: str) -> None:
+    async def authenticate(self, request: Request) -> Caller:
         metrics = self.metrics
         token = self._token(request)
         key = digest(token)
@@ -164,15 +158,39 @@ class KubernetesAccess:
         if identity.user is None:
             metrics.authn[INVALID] += 1
             raise _not_accepted(identity)
+        return identity  # counted by ``review``, which always follows
+
+    def check(self, caller: Caller, namespace: str, policy: str) -> bool:
+        identity = cast(_Identity, caller)  # what ``identify`` returned: a known user
+        metrics = self.metrics
+        now = self._clock()
+        decision = identity.decisions.get((namespace, policy))
+        if decision is not None and decision[0] and decision[1] > now:
+            metrics.cached_allows += 1  # the hot path: one counter (see AccessMetrics)
+            return True
+        metrics.cache[(TOKEN, HIT)] += 1
+        if decision is None or decision[1] <= now:
+            metrics.cache[(ACCESS, MISS)] += 1
+            return False
+        metrics.cache[(ACCESS, HIT)] += 1
         metrics.authn[AUTHENTICATED] += 1
+        metrics.authz[DENIED] += 1
+        raise forbidden_by_rbac(cast(UserInfo, identity.user).username, namespace, policy)
+
+    async def review(self, caller: Caller, namespace: str, policy: str) -> None:
+        identity = cast(_Identity, caller)
         user = identity.user
+        if user is None:  # not from identify or authenticate; refuse rather than guess
+            raise _not_accepted(identity)
+        metrics = self.metrics
+        metrics.authn[AUTHENTICATED] += 1
         decision = identity.decisions.get((namespace, policy))
         if decision is not None and decision[1] > self._clock():
             allowed = decision[0]
         else:
-            held = identity
-            verdict = await self._fly(self._access_flights, (key, namespace, policy),
-                                      lambda: self._review_access(held, user, namespace, policy))
+            verdict = await self._fly(
+                self._access_flights, (identity, namespace, policy),
+                lambda: self._review_access(identity, user, namespace, policy))
             if isinstance(verdict, ReviewFailed):
                 metrics.authz[UNAVAILABLE] += 1
                 raise self._unavailable(verdict)

@@ -22,7 +22,9 @@ class ProxyOptions:
     """
 
     namespace: str = "default"
-    """The namespace whose default policy serves the unprefixed paths (``/v1/...``)."""
+    """The namespace whose default policy serves the unprefixed paths (``/v1/...``) when the
+    caller's own namespace (its ServiceAccount's, its API key Secret's) has no default policy,
+    or the caller has no namespace (``--auth none``)."""
     connect_seconds: float = 5.0
     first_byte_seconds: float = 120.0
     idle_seconds: float = 60.0

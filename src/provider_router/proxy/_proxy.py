@@ -1,13 +1,14 @@
 """Proxied calls: route, call the provider with its credential, fail over, relay, report.
 
 One call runs as one task of the route server. It resolves the policy (from the path's
-``/proxy/NS/POLICY`` prefix, else the default policy of the proxy's namespace), asks the
-route server's access check, routes with the endpoint's wire format and the body's model as
-requirements, then tries the decision's providers in order. An attempt that fails before the
-answer has started (refused or broken connection, timeout, 5xx, 429) is reported and the next
-provider is tried, while one deadline for the whole call lasts. Once the answer has started
-(the status line of a non-streamed answer, the first event of a stream) there is no retry: a
-stream that breaks is reported and ends with an error event the SDKs raise.
+``/proxy/NS/POLICY`` prefix, else the default policy of the caller's namespace, else of the
+proxy's), asks the route server's access check, routes with the endpoint's wire format and the
+body's model as requirements, then tries the decision's providers in order. An attempt that
+fails before the answer has started (refused or broken connection, timeout, 5xx, 429) is
+reported and the next provider is tried, while one deadline for the whole call lasts. Once the
+answer has started (the status line of a non-streamed answer, the first event of a stream)
+there is no retry: a stream that breaks is reported and ends with an error event the SDKs
+raise.
 
 Every attempt is reported to the engine like a workload's report would be (outcome, latency,
 status, ``Retry-After``, tokens), so circuits, cooldowns, latency ranking, rate windows and
@@ -191,7 +192,7 @@ class Proxy:
     # -- paths --------------------------------------------------------------------------------
 
     def _root(self, endpoint: Endpoint, request: Request) -> Answer:
-        return self._call(request, endpoint, self.options.namespace, None)
+        return self._call(request, endpoint, None, None)
 
     def _prefixed(self, request: Request) -> Answer:
         parts = request.path[len(PREFIX):].split("/", 2)
@@ -209,26 +210,35 @@ class Proxy:
                 headers=((b"allow", endpoint.method.encode()),)))
         return self._call(request, endpoint, parts[0], parts[1])
 
-    async def _call(self, request: Request, endpoint: Endpoint, namespace: str,
+    async def _call(self, request: Request, endpoint: Endpoint, namespace: str | None,
                     name: str | None) -> Reply:
+        """One proxied request for policy ``namespace/name``; ``namespace`` None (the
+        unprefixed paths): the default policy of the caller's namespace, else of the proxy's
+        (``ProxyOptions.namespace``)."""
         try:
-            try:
-                policy = self.table.resolve_policy(namespace, name)
-            except UnknownPolicy as error:
-                raise unknown_policy(error) from None
-            ns, pol = policy.key
-            then: Callable[[], Answer]
-            if endpoint.method == "GET":
-                then = partial(self._models, policy)
+            if namespace is None:
+                answer = self.service.guarded_for_caller(
+                    request, None, self.options.namespace,
+                    partial(self._then, request, endpoint))
             else:
-                # The body is read after the access check: a refused caller learns nothing.
-                then = partial(self._forward, request, endpoint, ns, pol)
-            answer = self.service.guarded(request, ns, pol, then)
+                try:
+                    policy = self.table.resolve_policy(namespace, name)
+                except UnknownPolicy as error:
+                    raise unknown_policy(error) from None
+                answer = self.service.guarded(request, *policy.key,
+                                              partial(self._then, request, endpoint, policy))
             if inspect.isawaitable(answer):
                 return await answer
             return answer
         except ApiError as error:
             return shaped(endpoint.anthropic, error)
+
+    def _then(self, request: Request, endpoint: Endpoint, policy: PolicyState) -> Answer:
+        """What an allowed call does under ``policy``."""
+        if endpoint.method == "GET":
+            return self._models(policy)
+        # The body is read after the access check: a refused caller learns nothing.
+        return self._forward(request, endpoint, *policy.key)
 
     def _stated_limits(self, namespace: str, name: str,
                        headers: list[tuple[bytes, bytes]]) -> None:

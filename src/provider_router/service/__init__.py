@@ -3,13 +3,13 @@
 One application object, mounted by standalone mode and by the operator in their own event
 loop: ``create_app(table)`` builds it, ``serve(app, host, port)`` or ``Server`` runs it, other
 edges mount their endpoints on it (``add_route``, ``add_prefix``) and decide access through
-``Access``, and
+``Access`` (who the ``Caller`` is, then whether it may use a policy), and
 ``ServiceMetrics`` is its Prometheus registry, which the prober (``observe_probe``) and the
 operator (``set_table_stale``) also write to. ``tune_gc`` is for the process entry points:
 a routing table of a thousand providers makes CPython's default GC the largest cost of a route.
 """
 
-from provider_router.service._access import Access, OpenAccess
+from provider_router.service._access import ANONYMOUS, Access, Anonymous, Caller, OpenAccess
 from provider_router.service._app import (
     Readiness,
     RouteService,
@@ -46,11 +46,14 @@ from provider_router.service._parsing import parse_route_body, parse_route_query
 from provider_router.service._server import Server, bind_socket, serve, tune_gc
 
 __all__ = [
+    "ANONYMOUS",
     "CIRCUIT_VALUES",
     "JSON",
     "Access",
+    "Anonymous",
     "Answer",
     "ApiError",
+    "Caller",
     "ErrorOut",
     "Handler",
     "Headers",

@@ -18,22 +18,26 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from functools import partial
 from typing import Any, Final, TypeVar
 
 import orjson
 from prometheus_client import generate_latest
 from pydantic import ValidationError
 
+from provider_router._defaults import DEFAULT_NAMESPACE
 from provider_router.engine import (
     NoProviderAvailable,
     Outcome,
+    PolicyState,
     RouteRequest,
     RoutingTable,
     UnknownLease,
     UnknownPolicy,
     UnknownProvider,
 )
-from provider_router.service._access import Access, OpenAccess
+from provider_router.service._access import Access, Caller, OpenAccess
 from provider_router.service._errors import ApiError, from_validation, invalid_field
 from provider_router.service._http import (
     JSON,
@@ -51,9 +55,10 @@ from provider_router.service._models import ReportInput
 from provider_router.service._openapi import openapi_document
 from provider_router.service._parsing import (
     InputCache,
+    Wanted,
     namespace_filter,
-    parse_route_body,
-    parse_route_query,
+    read_route_body,
+    read_route_query,
 )
 from provider_router.service._views import (
     RouteEncoder,
@@ -91,8 +96,8 @@ class RouteService:
         self.max_body_bytes = max_body_bytes
         self.access: Access = access if access is not None else OpenAccess()
         self._encoder = RouteEncoder(TargetCache())
-        self._queries = InputCache(parse_route_query)
-        self._bodies = InputCache(parse_route_body)
+        self._queries = InputCache(read_route_query)
+        self._bodies = InputCache(read_route_body)
         self._decisions = self.metrics.decisions
         self._requests = self.metrics.requests
         self._openapi = orjson.dumps(openapi_document())
@@ -212,13 +217,70 @@ class RouteService:
         Allowed callers known without I/O are answered synchronously; the others wait for the
         access review, and a refusal raises the review's ``ApiError``.
         """
-        if self.access.check(request, namespace, policy):
+        access = self.access
+        caller = access.identify(request)
+        if caller is not None and access.check(caller, namespace, policy):
             return then()
-        return self._after_review(request, namespace, policy, then)
+        return self._after_review(request, caller, namespace, policy, then)
 
-    async def _after_review(self, request: Request, namespace: str, policy: str,
-                            then: Callable[[], Answer]) -> Reply:
-        await self.access.review(request, namespace, policy)
+    def guarded_for_caller(self, request: Request, name: str | None, fallback: str,
+                           then: Callable[[PolicyState], Answer]) -> Answer:
+        """``then(policy)`` for a request that names no namespace, once the caller may use
+        that policy: ``name`` (None: the default policy) in the caller's own namespace if it
+        has it, else in ``fallback``. Who the caller is comes first, since it decides the
+        policy; a caller with no namespace (``--auth none``, a user that is not a
+        ServiceAccount) goes to ``fallback``. Raises ``ApiError`` (404) when neither has it."""
+        access = self.access
+        if access.open:
+            return then(self.caller_policy(None, name, fallback))
+        caller = access.identify(request)
+        if caller is None:
+            return self._identified_later(request, name, fallback, then)
+        policy = self.caller_policy(caller.namespace, name, fallback)
+        namespace, policy_name = policy.key
+        if access.check(caller, namespace, policy_name):
+            return then(policy)
+        return self._after_review(request, caller, namespace, policy_name,
+                                  partial(then, policy))
+
+    def caller_policy(self, namespace: str | None, name: str | None,
+                      fallback: str) -> PolicyState:
+        """The policy ``name`` (None: the default) of the caller's ``namespace`` if there is
+        one, else of ``fallback``. Raises ``ApiError`` (404) when neither has it."""
+        table = self.table
+        if namespace is not None and namespace != fallback:
+            try:
+                return table.resolve_policy(namespace, name)
+            except UnknownPolicy:
+                pass
+        try:
+            return table.resolve_policy(fallback, name)
+        except UnknownPolicy as error:
+            if namespace is None or namespace == fallback:
+                raise unknown_policy(error) from None
+            what = f"policy {name!r}" if name else "default policy"
+            raise ApiError(404, "unknown_policy", f"no {what} in the caller's namespace "
+                           f"{namespace!r} nor in {fallback!r}",
+                           {"namespace": fallback, "policy": name,
+                            "callerNamespace": namespace}) from None
+
+    async def _identified_later(self, request: Request, name: str | None, fallback: str,
+                                then: Callable[[PolicyState], Answer]) -> Reply:
+        access = self.access
+        caller = await access.authenticate(request)
+        policy = self.caller_policy(caller.namespace, name, fallback)
+        await access.review(caller, *policy.key)
+        answer = then(policy)
+        if inspect.isawaitable(answer):
+            return await answer
+        return answer
+
+    async def _after_review(self, request: Request, caller: Caller | None, namespace: str,
+                            policy: str, then: Callable[[], Answer]) -> Reply:
+        access = self.access
+        if caller is None:
+            caller = await access.authenticate(request)
+        await access.review(caller, namespace, policy)
         answer = then()
         if inspect.isawaitable(answer):
             return await answer
@@ -240,21 +302,35 @@ class RouteService:
 
     def _route_get(self, request: Request) -> Answer:
         if self.access.open:  # the hot path: one call less
-            return self._decide(self._queries.get(request.query))
+            return self._decide(self._queries.get(request.query)[0])
         return self._route(request, self._queries.get(request.query))
 
     def _route_post(self, request: Request) -> Answer:
         return self._route(request, self._bodies.get(request.body))
 
-    def _route(self, request: Request, wanted: RouteRequest) -> Answer:
-        if self.access.open:
+    def _route(self, request: Request, parsed: Wanted) -> Answer:
+        wanted, moved = parsed
+        if self.access.open:  # callers have no namespace: 'default' it is
             return self._decide(wanted)
+        if moved is not None:  # no namespace named: the caller's
+            return self.guarded_for_caller(request, wanted.policy, DEFAULT_NAMESPACE,
+                                           partial(self._decide_in, wanted, moved))
         try:
             policy = self.table.resolve_policy(wanted.namespace, wanted.policy)
         except UnknownPolicy as error:
             raise unknown_policy(error) from None
         return self.guarded(request, policy.key[0], policy.key[1],
                             lambda: self._decide(wanted))
+
+    def _decide_in(self, wanted: RouteRequest, moved: dict[str, RouteRequest],
+                   policy: PolicyState) -> Response:
+        """``_decide`` in the namespace the caller's policy was found in (``moved`` keeps
+        the request in each namespace, at most one per namespace that has policies)."""
+        namespace = policy.key[0]
+        request = moved.get(namespace)
+        if request is None:
+            request = moved[namespace] = replace(wanted, namespace=namespace)
+        return self._decide(request)
 
     def _decide(self, wanted: RouteRequest) -> Response:
         try:

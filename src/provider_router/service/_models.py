@@ -15,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import SkipJsonSchema
 
+from provider_router._defaults import DEFAULT_NAMESPACE
 from provider_router.api import ApiFormat, CircuitState, Strategy
 from provider_router.engine import (
     MAX_RESET_SECONDS,
@@ -64,7 +65,9 @@ class RouteInput(_Input):
 
     policy: ObjectName | None = Field(
         default=None, description="RoutingPolicy name; unset means the namespace's default.")
-    namespace: Namespace = Field(default="default", description="Namespace of the policy.")
+    namespace: Namespace | None = Field(
+        default=None, description="Namespace of the policy. Unset: the caller's namespace (its "
+        "ServiceAccount's, or its API key Secret's) if it has the policy, else 'default'.")
     capabilities: Annotated[list[Capability], Field(max_length=64)] = Field(
         default_factory=list, description="Capabilities the provider must have, in addition "
         "to the policy's own requirements.")
@@ -79,7 +82,7 @@ class RouteInput(_Input):
                          "first token (ttftMs) where reports gave one.")
 
     def to_request(self) -> RouteRequest:
-        return RouteRequest(namespace=self.namespace, policy=self.policy,
+        return RouteRequest(namespace=self.namespace or DEFAULT_NAMESPACE, policy=self.policy,
                             capabilities=tuple(self.capabilities), model=self.model,
                             session=self.session, explain=self.explain, lease=self.lease,
                             stream=self.stream)

@@ -9,7 +9,7 @@ than the routing decision.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 from urllib.parse import parse_qsl
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
@@ -26,6 +26,7 @@ MAX_CACHED_KEY_BYTES: Final = 512
 _ROUTE_SINGLE: Final = frozenset({"policy", "namespace", "model", "session"})
 _ROUTE_FLAGS: Final = frozenset({"explain", "lease", "stream"})
 _RENAMES: Final = {"capabilities": "capability"}
+T = TypeVar("T")
 _NAMESPACE_CHECK: TypeAdapter[str] = TypeAdapter(Namespace, config=ConfigDict(strict=True))
 
 
@@ -47,8 +48,24 @@ def _flag(name: str, value: str) -> bool:
     raise invalid_field(name, "must be true or false")
 
 
+Wanted = tuple[RouteRequest, dict[str, RouteRequest] | None]
+"""A parsed route request and, when it named no namespace (the caller's is meant, found only
+once the caller is known), the same request in each namespace it was resolved to, filled as
+they come: cached with the parse, so a known caller's route copies nothing. None when the
+request named its namespace."""
+
+
 def parse_route_query(query: bytes) -> RouteRequest:
     """``GET /v1/route``'s parameters, validated by the same model as ``POST``'s body."""
+    return _query_input(query).to_request()
+
+
+def read_route_query(query: bytes) -> Wanted:
+    """``parse_route_query``, as a ``Wanted``."""
+    return _wanted(_query_input(query))
+
+
+def _query_input(query: bytes) -> RouteInput:
     fields: dict[str, Any] = {}
     capabilities: list[str] = []
     for key, value in _pairs(query):
@@ -63,14 +80,28 @@ def parse_route_query(query: bytes) -> RouteRequest:
     if capabilities:
         fields["capabilities"] = capabilities
     try:
-        return RouteInput.model_validate(fields).to_request()
+        return RouteInput.model_validate(fields)
     except ValidationError as error:
         raise from_validation(error, _RENAMES) from None
 
 
 def parse_route_body(body: bytes) -> RouteRequest:
+    return _body_input(body).to_request()
+
+
+def read_route_body(body: bytes) -> Wanted:
+    """``parse_route_body``, as a ``Wanted``."""
+    return _wanted(_body_input(body))
+
+
+def _wanted(parsed: RouteInput) -> Wanted:
+    request = parsed.to_request()
+    return request, (None if parsed.namespace is not None else {request.namespace: request})
+
+
+def _body_input(body: bytes) -> RouteInput:
     try:
-        return RouteInput.model_validate_json(body or b"{}").to_request()
+        return RouteInput.model_validate_json(body or b"{}")
     except ValidationError as error:
         raise from_validation(error) from None
 
@@ -91,17 +122,17 @@ def namespace_filter(query: bytes) -> str | None:
     return namespace
 
 
-class InputCache:
+class InputCache(Generic[T]):
     """Validated inputs by their raw bytes. Bounded; cleared wholesale when full, because
     an LRU's bookkeeping would cost more than re-validating the rare miss."""
 
     __slots__ = ("_entries", "_parse")
 
-    def __init__(self, parse: Callable[[bytes], RouteRequest]) -> None:
-        self._entries: dict[bytes, RouteRequest] = {}
+    def __init__(self, parse: Callable[[bytes], T]) -> None:
+        self._entries: dict[bytes, T] = {}
         self._parse = parse
 
-    def get(self, raw: bytes) -> RouteRequest:
+    def get(self, raw: bytes) -> T:
         request = self._entries.get(raw)
         if request is None:
             request = self._parse(raw)  # raises ApiError; errors are not cached
@@ -112,4 +143,5 @@ class InputCache:
         return request
 
 
-__all__ = ["InputCache", "namespace_filter", "parse_route_body", "parse_route_query"]
+__all__ = ["InputCache", "Wanted", "namespace_filter", "parse_route_body", "parse_route_query",
+           "read_route_body", "read_route_query"]
