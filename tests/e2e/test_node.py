@@ -173,7 +173,8 @@ def test_workload_calls_through_the_proxy_holding_no_provider_key(
         release: Cluster, keyed_namespace: tuple[str, str]) -> None:
     """Proxy mode as the chart ships it (on, callers checked by TokenReview and RBAC): a
     workload with only its ServiceAccount token gets a completion from a provider that
-    demands a key, which the router took from the provider's Secret."""
+    demands a key, which the router took from the provider's Secret, through the policy's
+    path and through the unprefixed one (its namespace's default policy)."""
     ns, key = keyed_namespace
     run = run_workload(release, ns, duration=0, timeout=120, policy="keyed", mode="proxy")
     ok = [line for line in run.attempts if line["ok"]]
@@ -181,6 +182,9 @@ def test_workload_calls_through_the_proxy_holding_no_provider_key(
     first = ok[0]
     assert first["provider"] == f"{ns}/mock"
     assert first["policy"] == f"{ns}/keyed"
+    # The unprefixed path: the default policy of the caller's own namespace.
+    unprefixed = first["unprefixed"]
+    assert (unprefixed["provider"], unprefixed["policy"]) == (f"{ns}/mock", f"{ns}/keyed")
     assert "Hello from mock" in str(first["content"])
     assert key not in json.dumps(run.lines), "the provider's key reached the workload"
     logs = release.kubectl("logs", "-n", RELEASE_NAMESPACE, "-l",

@@ -1,8 +1,9 @@
 """A workload Pod's program (run as ``python -c`` in the product image): route, then call.
 
-With MODE=proxy it holds no provider key and calls the router's OpenAI-compatible path
-instead (``POST ROUTER/proxy/NAMESPACE/POLICY/v1/chat/completions``): the router picks the
-provider, calls it with the key from its Secret and reports the outcome itself.
+With MODE=proxy it holds no provider key and calls the router's OpenAI-compatible paths
+instead (``POST ROUTER/proxy/NAMESPACE/POLICY/v1/chat/completions``, then the unprefixed
+``/v1/chat/completions``, which serves the caller's namespace's default policy): the router
+picks the provider, calls it with the key from its Secret and reports the outcome itself.
 
 Why in a Pod: the point is what an in-cluster service sees, so this runs where one does,
 behind the node's pod network, and asks the router over its ClusterIP Service. Each attempt
@@ -94,12 +95,22 @@ def attempt() -> dict[str, object]:
 
 
 def proxied() -> dict[str, object]:
-    """One chat completion through the router's proxy path, with only the caller's token."""
+    """A chat completion through the router's proxy path for the policy, then one through
+    the unprefixed path (the default policy of the caller's namespace), with only the
+    caller's token; ok when both are."""
+    named = proxied_call(f"/proxy/{NAMESPACE}/{POLICY}/v1/chat/completions")
+    if not named["ok"]:
+        return named
+    unprefixed = proxied_call("/v1/chat/completions")
+    return {**named, "ok": unprefixed["ok"], "unprefixed": unprefixed}
+
+
+def proxied_call(path: str) -> dict[str, object]:
     started = time.time()
     body = json.dumps({"model": "mock-model",
                        "messages": [{"role": "user", "content": "hello"}]}).encode()
     request = urllib.request.Request(
-        f"{ROUTER}/proxy/{NAMESPACE}/{POLICY}/v1/chat/completions", data=body, method="POST",
+        f"{ROUTER}{path}", data=body, method="POST",
         headers={"Content-Type": "application/json", **auth()})
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
