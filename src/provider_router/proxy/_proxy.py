@@ -352,7 +352,7 @@ class Proxy:
         chunks = self._relay(response, relay, relay.feed(first) if first else b"", anthropic,
                              report, (namespace, policy, name), started)
         return Stream(status, content_type, answer_headers, _Chunks(chunks, partial(
-            self._abandoned, response, bound, report, usage)))
+            self._abandoned, response, bound, report, usage)), self.options.stall_seconds)
 
     @staticmethod
     def _abandoned(response: aiohttp.ClientResponse, bound: Bound, report: Callable[..., None],

@@ -20,6 +20,7 @@ from provider_router.service._app import (
 from provider_router.service._errors import ApiError
 from provider_router.service._http import (
     JSON,
+    STALL_SECONDS,
     Answer,
     Handler,
     Headers,
@@ -48,6 +49,7 @@ from provider_router.service._server import Server, bind_socket, serve, tune_gc
 __all__ = [
     "CIRCUIT_VALUES",
     "JSON",
+    "STALL_SECONDS",
     "Access",
     "Answer",
     "ApiError",
