@@ -26,6 +26,8 @@ class Endpoint:
     wire: str
     usage_in_stream: bool = False
     """Whether OpenAI's ``stream_options.include_usage`` applies (chat and completions)."""
+    streams: bool = False
+    """Whether the format answers ``stream: true`` with server-sent events."""
 
     @property
     def anthropic(self) -> bool:
@@ -33,13 +35,16 @@ class Endpoint:
 
 
 ENDPOINTS: Final = {
-    "/v1/chat/completions": Endpoint("/chat/completions", "POST", WIRE_OPENAI, True),
-    "/v1/completions": Endpoint("/completions", "POST", WIRE_OPENAI, True),
+    "/v1/chat/completions": Endpoint("/chat/completions", "POST", WIRE_OPENAI, True, True),
+    "/v1/completions": Endpoint("/completions", "POST", WIRE_OPENAI, True, True),
     "/v1/embeddings": Endpoint("/embeddings", "POST", WIRE_OPENAI),
     "/v1/models": Endpoint("/models", "GET", WIRE_OPENAI),
-    "/v1/messages": Endpoint("/messages", "POST", WIRE_ANTHROPIC),
+    "/v1/messages": Endpoint("/messages", "POST", WIRE_ANTHROPIC, streams=True),
 }
 """By the path an SDK calls, relative to the router (or to a ``/proxy/NS/POLICY`` prefix)."""
+PREFIX: Final = "/proxy/"
+"""Paths under ``/proxy/NS/POLICY`` use that policy."""
+MAX_NAME_CHARS: Final = 253
 
 _OPENAI_TYPES: Final = {400: "invalid_request_error", 401: "authentication_error",
                         403: "permission_error", 404: "not_found_error",
@@ -87,4 +92,5 @@ def stream_error_event(anthropic: bool, message: str) -> bytes:
     return b"data: " + data + b"\n\n"
 
 
-__all__ = ["ENDPOINTS", "Endpoint", "error_body", "shaped", "stream_error_event"]
+__all__ = ["ENDPOINTS", "MAX_NAME_CHARS", "PREFIX", "Endpoint", "error_body", "shaped",
+           "stream_error_event"]

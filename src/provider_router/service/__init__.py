@@ -11,6 +11,7 @@ a routing table of a thousand providers makes CPython's default GC the largest c
 
 from provider_router.service._access import Access, OpenAccess
 from provider_router.service._app import (
+    ErrorShape,
     Readiness,
     RouteService,
     create_app,
@@ -54,6 +55,7 @@ __all__ = [
     "Answer",
     "ApiError",
     "ErrorOut",
+    "ErrorShape",
     "Handler",
     "Headers",
     "OpenAccess",

@@ -324,7 +324,7 @@ class HttpProtocol(asyncio.Protocol):
             # Answer now and close: the rest of a refused body is not worth reading.
             self._body = []
             self._refused = True
-            self._fail_with(service.too_large(limit))
+            self._fail_with(service.too_large(limit, self._url))
             raise ValueError("body too large")  # stops the parser (HttpParserCallbackError)
         self._body.append(body)
 
