@@ -144,7 +144,9 @@ def _responses(endpoint: Endpoint, root: str) -> dict[str, Any]:
         "502": _error(endpoint, "The last provider tried could not be reached, failed, or "
                       "was removed meanwhile.", routed=True),
         "503": _error(endpoint, "No provider of the policy is available for this format "
-                      "and model; `error.details` gives the reasons per candidate."),
+                      "and model; `error.details` gives the reasons per candidate. (Or, "
+                      "with `--auth kubernetes`, the caller's token could not be reviewed: "
+                      "`auth_unavailable`.)"),
         "504": _error(endpoint, "The last provider tried did not answer in time "
                       "(`--proxy-first-byte-timeout`, `--proxy-deadline`).", routed=True),
         "default": {"description": "The provider's own answer, relayed as it sent it: a 429 "

@@ -449,9 +449,9 @@ class HttpProtocol(asyncio.Protocol):
 
     async def _pump(self, transport: asyncio.Transport, chunks: AsyncIterator[bytes],
                     chunked: bool, head_only: bool, stall_seconds: float) -> bool:
-        """Write ``chunks`` as they come, waiting while the client does not read, but for no
-        more than ``stall_seconds`` at a time. True when the stream ended and its last chunk
-        was written."""
+        """Write ``chunks`` as they come, waiting while the client does not read; a client
+        that reads nothing for ``stall_seconds`` is given up. True when the stream ended and
+        its last chunk was written."""
         try:
             if head_only:
                 return True
