@@ -228,13 +228,13 @@ async def test_a_client_that_stops_reading_is_dropped_after_the_stall_bound(
 
 async def test_a_slow_steady_reader_is_never_dropped(tmp_path: Path) -> None:
     fake = FakeLLM("alpha", behaviour="endless", endless_chunk=4 << 10)
-    options = replace(FAST, stall_seconds=1.0)
+    options = replace(FAST, stall_seconds=2.0)
     async with proxy_env(tmp_path, (fake, {}), options=options) as env:
         reader, writer = await open_stream(env, rcvbuf=16 << 10)
         try:
             loop = asyncio.get_running_loop()
             received = 0
-            until = loop.time() + 5 * options.stall_seconds
+            until = loop.time() + 3 * options.stall_seconds
             while loop.time() < until:
                 # About 200 KiB/s: far slower than the provider writes, so the stream is
                 # held back (paused) nearly all the time, and one drain of the router's
