@@ -208,8 +208,7 @@ async def test_the_schema_check_rejects_an_answer_in_the_wrong_shape() -> None:
         ("POST", "/proxy/ns/p/v1/messages", 413, route_shaped, "application/json", {}),
         ("POST", "/v1/chat/completions", 502, b'{"error": {"message": "x", "type": "t"}}',
          "application/json", {}),
-        ("POST", "/v1/embeddings", 200, b"data: {}\n\n", "text/event-stream",
-         {"x-router-provider": "a/b", "x-router-policy": "a/p"}),
+        ("GET", "/v1/models", 200, b"data: {}\n\n", "text/event-stream", {}),
     ]
     for method, path, status, body, media, headers in cases:
         request = httpx.Request(method, "http://router.test" + path)

@@ -26,8 +26,6 @@ class Endpoint:
     wire: str
     usage_in_stream: bool = False
     """Whether OpenAI's ``stream_options.include_usage`` applies (chat and completions)."""
-    streams: bool = False
-    """Whether the format answers ``stream: true`` with server-sent events."""
 
     @property
     def anthropic(self) -> bool:
@@ -35,11 +33,11 @@ class Endpoint:
 
 
 ENDPOINTS: Final = {
-    "/v1/chat/completions": Endpoint("/chat/completions", "POST", WIRE_OPENAI, True, True),
-    "/v1/completions": Endpoint("/completions", "POST", WIRE_OPENAI, True, True),
+    "/v1/chat/completions": Endpoint("/chat/completions", "POST", WIRE_OPENAI, True),
+    "/v1/completions": Endpoint("/completions", "POST", WIRE_OPENAI, True),
     "/v1/embeddings": Endpoint("/embeddings", "POST", WIRE_OPENAI),
     "/v1/models": Endpoint("/models", "GET", WIRE_OPENAI),
-    "/v1/messages": Endpoint("/messages", "POST", WIRE_ANTHROPIC, streams=True),
+    "/v1/messages": Endpoint("/messages", "POST", WIRE_ANTHROPIC),
 }
 """By the path an SDK calls, relative to the router (or to a ``/proxy/NS/POLICY`` prefix)."""
 PREFIX: Final = "/proxy/"

@@ -126,13 +126,15 @@ def _responses(endpoint: Endpoint, root: str) -> dict[str, Any]:
         return {"200": {"description": "The models of the policy's providers.",
                         "content": {"application/json": {"schema": _ref(MODELS)}}},
                 **access}
-    ok: dict[str, Any] = {"application/json": {"schema": {
-        "type": "object", "description": "The provider's answer, as it sent it."}}}
-    if endpoint.streams:
-        ok["text/event-stream"] = {"schema": {
-            "type": "string", "description": "With `stream: true`: the provider's server-sent "
-            "events, relayed as they arrive. A stream that breaks after it has started ends "
-            "with an error event in the SDK's shape."}}
+    # Any POST may stream: the router relays events whenever the client asked for them and
+    # the provider answers with them (chat, completions and messages do; embeddings do not).
+    ok: dict[str, Any] = {
+        "application/json": {"schema": {
+            "type": "object", "description": "The provider's answer, as it sent it."}},
+        "text/event-stream": {"schema": {
+            "type": "string", "description": "With `stream: true`, when the provider answers "
+            "with server-sent events: its events, relayed as they arrive. A stream that "
+            "breaks after it has started ends with an error event in the SDK's shape."}}}
     return {
         "200": {"description": "The provider's answer.", "headers": _ROUTED_HEADERS,
                 "content": ok},
