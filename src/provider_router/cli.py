@@ -114,6 +114,9 @@ def _proxy_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--proxy-deadline", type=_positive, default=180.0, metavar="SECONDS",
                        help="all attempts of one call, failover included, until its answer "
                        "starts (default: %(default)g)")
+    group.add_argument("--proxy-stall-timeout", type=_positive, default=30.0,
+                       metavar="SECONDS", help="a streaming client that reads nothing for this "
+                       "long is dropped, and its upstream call closed (default: %(default)g)")
     group.add_argument("--proxy-max-body-bytes", type=int, default=4 << 20, metavar="BYTES",
                        help="largest proxied request body (default: %(default)d)")
 
@@ -128,6 +131,7 @@ def _proxy_from(args: argparse.Namespace) -> ProxyOptions | None:
                         first_byte_seconds=args.proxy_first_byte_timeout,
                         idle_seconds=args.proxy_idle_timeout,
                         deadline_seconds=args.proxy_deadline,
+                        stall_seconds=args.proxy_stall_timeout,
                         max_body_bytes=args.proxy_max_body_bytes)
 
 

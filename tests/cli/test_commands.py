@@ -132,12 +132,15 @@ def test_proxy_flags_become_proxy_options(monkeypatch: pytest.MonkeyPatch) -> No
     fake.run = lambda **kwargs: calls.append(kwargs)  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "provider_router.operator", fake)
     assert main(["operator", "-A", "--proxy", "--proxy-namespace", "team-a",
-                 "--proxy-idle-timeout", "7", "--proxy-max-body-bytes", "1000"]) == 0
+                 "--proxy-idle-timeout", "7", "--proxy-stall-timeout", "9",
+                 "--proxy-max-body-bytes", "1000"]) == 0
     options = calls[0]["runtime"].proxy
     assert isinstance(options, ProxyOptions)
-    assert (options.namespace, options.idle_seconds, options.max_body_bytes) == (
-        "team-a", 7.0, 1000)
+    assert (options.namespace, options.idle_seconds, options.stall_seconds,
+            options.max_body_bytes) == ("team-a", 7.0, 9.0, 1000)
     assert options.connect_seconds == ProxyOptions().connect_seconds
+    assert main(["operator", "-A", "--proxy"]) == 0
+    assert calls[1]["runtime"].proxy == ProxyOptions(), "flag defaults differ from the options'"
 
 
 def test_operator_missing_exits_2(monkeypatch: pytest.MonkeyPatch,

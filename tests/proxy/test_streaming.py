@@ -1,16 +1,18 @@
-"""Streams under a misbehaving client: one that leaves, one that does not read."""
+"""Streams under a misbehaving client: one that leaves, one that reads slowly, one that stops
+reading."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import socket
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import orjson
 
-from proxy.conftest import ProxyEnv, proxy_env
+from proxy.conftest import FAST, ProxyEnv, proxy_env
 from support.fake_llm import FakeLLM
 
 BOUND_BYTES = 32 << 20
@@ -163,19 +165,92 @@ async def test_a_stream_ready_behind_a_slow_answer_is_released_when_the_client_l
         await asyncio.wait_for(fake.disconnected.wait(), 10)
 
 
-async def test_a_client_that_reads_nothing_for_the_idle_timeout_is_dropped(
+def stalled_drops(env: ProxyEnv) -> float:
+    value = env.router.runtime.metrics.registry.get_sample_value(
+        "provider_router_stalled_streams_total")
+    assert value is not None, "the stalled-stream counter is not exported"
+    return value
+
+
+async def until_closed(reader: asyncio.StreamReader, timeout: float) -> int:
+    """Read (and drop) what the router sent until it ends the connection; the bytes read.
+    Fails if the connection is still open after ``timeout``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    got = 0
+    while True:
+        left = deadline - loop.time()
+        assert left > 0, f"the router kept the connection open ({got} bytes read)"
+        try:
+            chunk = await asyncio.wait_for(reader.read(1 << 20), left)
+        except ConnectionError:
+            return got
+        except TimeoutError:
+            raise AssertionError(f"the router kept the connection open ({got} bytes read)"
+                                 ) from None
+        if not chunk:
+            return got
+        got += len(chunk)
+
+
+async def test_a_client_that_stops_reading_is_dropped_after_the_stall_bound(
         tmp_path: Path) -> None:
     fake = FakeLLM("alpha", behaviour="endless", endless_chunk=64 << 10)
-    async with proxy_env(tmp_path, (fake, {})) as env:
+    options = replace(FAST, stall_seconds=1.0)
+    async with proxy_env(tmp_path, (fake, {}), options=options) as env:
         native = env.router.server._native
         assert native is not None
-        native[1].idle_timeout = 1.0  # instead of 75 s
+        assert native[1].idle_timeout > 60, "the idle timeout must not be what drops it"
+        assert stalled_drops(env) == 0
         reader, writer = await open_stream(env, rcvbuf=16 << 10)
-        await asyncio.wait_for(reader.read(1024), 5)  # then nothing more
-        await asyncio.wait_for(fake.disconnected.wait(), 15)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 5
-        while env.table.in_flight_leases() and loop.time() < deadline:
-            await asyncio.sleep(0.05)
-        assert env.table.in_flight_leases() == 0
-        writer.close()
+        try:
+            await asyncio.wait_for(reader.read(1024), 5)  # then nothing more
+            # The upstream call is closed well before the idle timeout (75 s) could do it.
+            await asyncio.wait_for(fake.disconnected.wait(), 20)
+            assert fake.written < BOUND_BYTES, f"unbounded: {fake.written} bytes written"
+            assert stalled_drops(env) == 1
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 5
+            while env.table.in_flight_leases() and loop.time() < deadline:
+                await asyncio.sleep(0.05)
+            assert env.table.in_flight_leases() == 0, "the dropped stream kept its lease"
+            state = env.table.provider("default", "alpha")
+            assert state.outcomes == {"success": 1}, "a stalled client is not the provider's"
+            streams = env.router.proxy.metrics.streams  # type: ignore[union-attr]
+            assert streams.labels("default", "main", "alpha")._value.get() == 0
+            # The client, reading again, finds what was buffered and then a broken-off
+            # connection.
+            received = await until_closed(reader, 10)
+            assert received < BOUND_BYTES
+        finally:
+            writer.close()
+
+
+async def test_a_slow_steady_reader_is_never_dropped(tmp_path: Path) -> None:
+    fake = FakeLLM("alpha", behaviour="endless", endless_chunk=4 << 10)
+    options = replace(FAST, stall_seconds=2.0)
+    async with proxy_env(tmp_path, (fake, {}), options=options) as env:
+        reader, writer = await open_stream(env, rcvbuf=16 << 10)
+        try:
+            loop = asyncio.get_running_loop()
+            received = 0
+            until = loop.time() + 3 * options.stall_seconds
+            while loop.time() < until:
+                # About 200 KiB/s: far slower than the provider writes, so the stream is
+                # held back (paused) nearly all the time, and one drain of the router's
+                # buffer may take longer than the bound; but the client never stops.
+                chunk = await asyncio.wait_for(reader.read(4096), 5)
+                assert chunk, f"the router dropped a steady reader after {received} bytes"
+                received += len(chunk)
+                await asyncio.sleep(0.02)
+            assert not fake.disconnected.is_set(), "the upstream call was closed"
+            assert stalled_drops(env) == 0
+            # Held back, not buffered: what the provider wrote is what was read plus what
+            # sits in bounded buffers on the way.
+            assert fake.written < received + BOUND_BYTES
+            assert env.table.in_flight_leases() == 1
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        await asyncio.wait_for(fake.disconnected.wait(), 10)

@@ -19,51 +19,15 @@ import jsonschema_rs
 import pytest
 
 from provider_router.service import Server, create_app, openapi_document
+from support.openapi import Answer, Document, check, documented
 
 from .conftest import NS, Api
 
-Document = dict[str, Any]
-Answer = tuple[str, str, str]
-"""(path, method, status) of one documented or observed answer."""
-
 _UNROUTED = ("/", "/v1", "/v1/", "/v1/route/", "/v1/routes", "/v2/route", "/openapi.yaml",
-             "/healthz/x", "/V1/ROUTE")
-"""Near misses of the documented paths: the server must not route any of them."""
-
-
-def _schema_for(document: Document, path: str, method: str, status: int,
-                content_type: str) -> dict[str, Any]:
-    operation = document["paths"][path][method.lower()]
-    assert str(status) in operation["responses"], f"{method} {path} answered {status}, " \
-        f"which is not documented ({sorted(operation['responses'])})"
-    content = operation["responses"][str(status)]["content"]
-    media = content_type.split(";", maxsplit=1)[0].strip()
-    assert media in content, f"{method} {path} {status}: {media} is not documented ({content})"
-    schema: dict[str, Any] = content[media]["schema"]
-    return schema
-
-
-def _check(document: Document, response: httpx.Response) -> Answer:
-    """Validate one real answer against the document; returns which answer it was."""
-    request = response.request
-    path, method = request.url.path, request.method
-    schema = _schema_for(document, path, method, response.status_code,
-                         response.headers["content-type"])
-    if response.headers["content-type"].startswith("application/json"):
-        # Resolve "#/components/..." against the document itself.
-        validator = jsonschema_rs.validator_for(
-            {**schema, "components": document["components"]})
-        body = response.json()
-        errors = [f"{e.instance_path}: {e.message}" for e in validator.iter_errors(body)]
-        assert not errors, (method, path, response.status_code, errors, body)
-    else:
-        assert isinstance(response.text, str)
-    return path, method.lower(), str(response.status_code)
-
-
-def _documented(document: Document) -> set[Answer]:
-    return {(path, method, status) for path, operations in document["paths"].items()
-            for method, operation in operations.items() for status in operation["responses"]}
+             "/healthz/x", "/V1/ROUTE", "/v1/chat/completions", "/v1/models",
+             "/proxy/default/main/v1/models")
+"""Near misses of the documented paths, and the proxy's (not mounted here): the server must
+not route any of them."""
 
 
 async def test_the_served_document_is_the_one_the_code_builds(api: Api) -> None:
@@ -96,6 +60,25 @@ async def test_documented_paths_and_methods_are_exactly_what_is_routed(api: Api)
         response = await api.client.get(path)
         assert response.status_code == 404, path
         _assert_error_body(response, "not_found")
+
+
+async def test_a_mounted_endpoint_is_served_and_documented_by_whoever_mounts_it(
+        api: Api) -> None:
+    before = api.app.openapi()
+    assert before == openapi_document()
+    api.app.add_route("/v1/extra", "GET", lambda request: (200, b"application/json",
+                                                           b"{}", ()))
+    api.app.document({"/v1/extra": {"get": {"operationId": "extra", "responses": {
+        "200": {"description": "Extra.", "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Extra"}}}}}}}},
+        {"Extra": {"type": "object"}})
+    served = (await api.client.get("/openapi.json")).json()
+    assert served == api.app.openapi()
+    assert set(served["paths"]) == set(before["paths"]) | {"/v1/extra"}
+    assert check(served, await api.client.get("/v1/extra")) == (
+        "/v1/extra", "get", "200", "application/json")
+    with pytest.raises(ValueError, match="already documented"):
+        api.app.document({}, {"Extra": {}})
 
 
 def _assert_error_body(response: httpx.Response, code: str) -> None:
@@ -136,10 +119,10 @@ async def test_every_documented_answer_is_real_and_matches_its_schema(api: Api) 
         lambda: get("/metrics"),
         lambda: get("/openapi.json"),
     ]
-    observed = {_check(document, await call()) for call in calls}
+    observed = {check(document, await call()) for call in calls}
     observed |= await _not_ready_answers(api.table, document)
     observed |= await _refused_answers(api.table, document)
-    assert observed == _documented(document)
+    assert observed == documented(document)
 
 
 async def _not_ready_answers(table: Any, document: Document) -> set[Answer]:
@@ -149,7 +132,7 @@ async def _not_ready_answers(table: Any, document: Document) -> set[Answer]:
             base_url=server.url, timeout=10.0) as client:
         response = await client.get("/readyz")
     assert response.status_code == 503
-    return {_check(document, response)}
+    return {check(document, response)}
 
 
 async def _refused_answers(table: Any, document: Document) -> set[Answer]:
@@ -176,7 +159,7 @@ async def _refused_answers(table: Any, document: Document) -> set[Answer]:
                     "provider": "alpha", "namespace": NS, "policy": "main",
                     "outcome": "success"})]
             assert {r.status_code for r in refused} == {403 if headers else 401}
-            answers |= {_check(document, r) for r in refused}
+            answers |= {check(document, r) for r in refused}
     return answers
 
 
@@ -191,4 +174,4 @@ async def test_the_schema_check_rejects_a_wrong_body(status: int, body: Any) -> 
     response = httpx.Response(status, request=request, content=json.dumps(body).encode(),
                               headers={"content-type": "application/json"})
     with pytest.raises(AssertionError):
-        _check(document, response)
+        check(document, response)

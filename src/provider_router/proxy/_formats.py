@@ -40,6 +40,9 @@ ENDPOINTS: Final = {
     "/v1/messages": Endpoint("/messages", "POST", WIRE_ANTHROPIC),
 }
 """By the path an SDK calls, relative to the router (or to a ``/proxy/NS/POLICY`` prefix)."""
+PREFIX: Final = "/proxy/"
+"""Paths under ``/proxy/NS/POLICY`` use that policy."""
+MAX_NAME_CHARS: Final = 253
 
 _OPENAI_TYPES: Final = {400: "invalid_request_error", 401: "authentication_error",
                         403: "permission_error", 404: "not_found_error",
@@ -87,4 +90,5 @@ def stream_error_event(anthropic: bool, message: str) -> bytes:
     return b"data: " + data + b"\n\n"
 
 
-__all__ = ["ENDPOINTS", "Endpoint", "error_body", "shaped", "stream_error_event"]
+__all__ = ["ENDPOINTS", "MAX_NAME_CHARS", "PREFIX", "Endpoint", "error_body", "shaped",
+           "stream_error_event"]

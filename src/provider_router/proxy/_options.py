@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from provider_router.service import STALL_SECONDS
+
 MAX_PROXY_BODY_BYTES: Final = 4 << 20
 """A prompt with a long context, or a batch of embeddings inputs, fits; a flood does not."""
 MAX_UPSTREAM_BODY_BYTES: Final = 64 << 20
@@ -18,7 +20,9 @@ class ProxyOptions:
 
     ``first_byte_seconds`` covers the wait for a provider's answer: for a non-streamed
     completion that is the whole generation, so it is long. ``idle_seconds`` is the longest
-    silence allowed between two chunks of an answer once it has started.
+    silence allowed between two chunks of an answer once it has started. ``stall_seconds``
+    is the other direction: the longest a streaming client may read nothing while a chunk
+    waits for it; past it the client is dropped and the upstream call closed.
     """
 
     namespace: str = "default"
@@ -29,12 +33,13 @@ class ProxyOptions:
     first_byte_seconds: float = 120.0
     idle_seconds: float = 60.0
     deadline_seconds: float = 180.0
+    stall_seconds: float = STALL_SECONDS
     max_body_bytes: int = MAX_PROXY_BODY_BYTES
     max_upstream_body_bytes: int = MAX_UPSTREAM_BODY_BYTES
 
     def __post_init__(self) -> None:
         for name in ("connect_seconds", "first_byte_seconds", "idle_seconds",
-                     "deadline_seconds"):
+                     "deadline_seconds", "stall_seconds"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.max_body_bytes < 1 or self.max_upstream_body_bytes < 1:

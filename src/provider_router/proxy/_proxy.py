@@ -51,12 +51,15 @@ from provider_router.engine import (
 from provider_router.health import CredentialLookup, auth_headers, resolve_credential
 from provider_router.proxy._formats import (
     ENDPOINTS,
+    MAX_NAME_CHARS,
+    PREFIX,
     Endpoint,
     error_body,
     shaped,
     stream_error_event,
 )
 from provider_router.proxy._metrics import Bound, ProxyMetrics
+from provider_router.proxy._openapi import SCHEMAS, proxy_paths
 from provider_router.proxy._options import ProxyOptions
 from provider_router.proxy._upstream import (
     forwarded_headers,
@@ -83,8 +86,6 @@ from provider_router.upstream import Response as Answered
 
 log = logging.getLogger(__name__)
 
-PREFIX: Final = "/proxy/"
-MAX_NAME_CHARS: Final = 253
 MAX_ERROR_BODY_BYTES: Final = 64 << 10
 """How much of a failed attempt's answer is kept, to relay if it is the last one."""
 MAX_RETRY_AFTER_SECONDS: Final = 3600.0
@@ -170,13 +171,18 @@ class Proxy:
         self._urls: dict[tuple[str, str], Url] = {}
 
     def mount(self) -> None:
-        """Serve the proxy paths at the root and under ``/proxy/NS/POLICY/``."""
+        """Serve the proxy paths at the root and under ``/proxy/NS/POLICY/``, and describe
+        them in the server's ``/openapi.json``."""
         service, limit = self.service, self.options.max_body_bytes
         for path, endpoint in ENDPOINTS.items():
             service.add_route(path, endpoint.method, partial(self._root, endpoint))
             service.allow_body(path, limit)
+            # The server's own refusals (405, 413) in the shape the path's SDK parses.
+            service.shape_errors(path, _shape)
         service.add_prefix(PREFIX, self._prefixed)
         service.allow_body(PREFIX, limit, prefix=True)
+        service.shape_errors(PREFIX, _shape, prefix=True)
+        service.document(proxy_paths(), SCHEMAS)
 
     async def close(self) -> None:
         if self._own_client and self._client is not None:
@@ -195,8 +201,7 @@ class Proxy:
         return self._call(request, endpoint, None, None)
 
     def _prefixed(self, request: Request) -> Answer:
-        parts = request.path[len(PREFIX):].split("/", 2)
-        endpoint = ENDPOINTS.get("/" + parts[2]) if len(parts) == 3 else None
+        parts, endpoint = _prefixed_endpoint(request.path)
         anthropic = endpoint is not None and endpoint.anthropic
         if (endpoint is None or not all(0 < len(p) <= MAX_NAME_CHARS for p in parts[:2])):
             return shaped(anthropic, ApiError(
@@ -379,7 +384,7 @@ class Proxy:
         chunks = self._relay(response, relay, relay.feed(first) if first else b"", anthropic,
                              report, (namespace, policy, name), started)
         return Stream(status, content_type, answer_headers, _Chunks(chunks, partial(
-            self._abandoned, response, bound, report, usage)))
+            self._abandoned, response, bound, report, usage)), self.options.stall_seconds)
 
     @staticmethod
     def _abandoned(response: Answered, bound: Bound, report: Callable[..., None],
@@ -469,6 +474,20 @@ class Proxy:
             bound.input_tokens.inc(usage.input_tokens)
         if usage.output_tokens:
             bound.output_tokens.inc(usage.output_tokens)
+
+
+def _prefixed_endpoint(path: str) -> tuple[list[str], Endpoint | None]:
+    """A path under ``PREFIX`` as ``[namespace, policy, rest]``, and the endpoint it names."""
+    parts = path[len(PREFIX):].split("/", 2)
+    return parts, ENDPOINTS.get("/" + parts[2]) if len(parts) == 3 else None
+
+
+def _shape(path: str, error: ApiError) -> Response:
+    """One of the route server's own refusals on a proxy path, in that path's shape."""
+    endpoint = ENDPOINTS.get(path)
+    if endpoint is None and path.startswith(PREFIX):
+        endpoint = _prefixed_endpoint(path)[1]
+    return shaped(endpoint is not None and endpoint.anthropic, error)
 
 
 def _parse(request: Request, endpoint: Endpoint) -> _Call:

@@ -11,6 +11,7 @@ a routing table of a thousand providers makes CPython's default GC the largest c
 
 from provider_router.service._access import ANONYMOUS, Access, Anonymous, Caller, OpenAccess
 from provider_router.service._app import (
+    ErrorShape,
     Readiness,
     RouteService,
     create_app,
@@ -20,6 +21,7 @@ from provider_router.service._app import (
 from provider_router.service._errors import ApiError
 from provider_router.service._http import (
     JSON,
+    STALL_SECONDS,
     Answer,
     Handler,
     Headers,
@@ -49,12 +51,14 @@ __all__ = [
     "ANONYMOUS",
     "CIRCUIT_VALUES",
     "JSON",
+    "STALL_SECONDS",
     "Access",
     "Anonymous",
     "Answer",
     "ApiError",
     "Caller",
     "ErrorOut",
+    "ErrorShape",
     "Handler",
     "Headers",
     "OpenAccess",

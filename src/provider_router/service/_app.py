@@ -9,15 +9,19 @@ call) returns an awaitable instead; ``handle`` wraps it so that its failures bec
 answers too, and the server writes it when it is done, in request order.
 
 Other packages mount their endpoints here (``add_route``, ``add_prefix``), so the route API and
-the proxy share one port, one access check and one set of request metrics.
+the proxy share one port, one access check and one set of request metrics. They describe them
+in ``/openapi.json`` too (``document``), so the document lists what this server serves and
+nothing else, and may have the server's own refusals on their paths written in their clients'
+error shape (``shape_errors``).
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from functools import partial
 from typing import Any, Final, TypeVar
@@ -80,6 +84,10 @@ _R = TypeVar("_R", Response, Reply)
 
 _INTERNAL: Final = ApiError(500, "internal_error", "the router failed to answer; see its log")
 
+ErrorShape = Callable[[str, ApiError], Response]
+"""Writes one of the server's own refusals (405, 413) of a request to a path (the first
+argument) in the error shape of that path's clients."""
+
 
 class RouteService:
     """The route API over one routing table. ``handle`` answers a request: synchronously for
@@ -100,7 +108,9 @@ class RouteService:
         self._bodies = InputCache(read_route_body)
         self._decisions = self.metrics.decisions
         self._requests = self.metrics.requests
-        self._openapi = orjson.dumps(openapi_document())
+        self._document = openapi_document()
+        self._openapi = orjson.dumps(self._document)
+        self._shapes: list[tuple[str, bool, ErrorShape]] = []
         self._routes: dict[str, dict[str, Handler]] = {}
         self._prefixes: list[tuple[str, Handler]] = []
         self._body_limits: list[tuple[bytes, bool, int]] = []
@@ -141,6 +151,35 @@ class RouteService:
             if path == allowed or (prefix and path.startswith(allowed)):
                 return max(limit, self.max_body_bytes)
         return self.max_body_bytes
+
+    def shape_errors(self, path: str, shape: ErrorShape, *, prefix: bool = False) -> None:
+        """Write the server's own refusals of requests to ``path`` (or to every path under the
+        prefix ``path``) with ``shape``: a wrong method (405) and a body over its limit (413)
+        then reach an SDK in the shape it parses."""
+        self._shapes.append((path, prefix, shape))
+
+    def _shaped(self, path: str, error: ApiError) -> Response:
+        for shaped, prefix, shape in self._shapes:
+            if path == shaped or (prefix and path.startswith(shaped)):
+                return shape(path, error)
+        return error_response(error)
+
+    def document(self, paths: Mapping[str, Mapping[str, Any]],
+                 schemas: Mapping[str, Any] | None = None) -> None:
+        """Describe mounted endpoints in ``/openapi.json``: ``paths`` are OpenAPI path items by
+        path (templated ones too), ``schemas`` what they refer to under
+        ``#/components/schemas``. Whoever mounts endpoints documents them, so the document
+        describes exactly what this server serves."""
+        clash = [name for name in schemas or () if name in self._document["components"]["schemas"]]
+        if clash:
+            raise ValueError(f"schemas already documented: {clash}")
+        self._document["paths"].update(copy.deepcopy(dict(paths)))
+        self._document["components"]["schemas"].update(copy.deepcopy(dict(schemas or {})))
+        self._openapi = orjson.dumps(self._document)
+
+    def openapi(self) -> dict[str, Any]:
+        """A copy of the document ``/openapi.json`` serves."""
+        return copy.deepcopy(self._document)
 
     def endpoints(self) -> dict[str, tuple[str, ...]]:
         """Every exact path served, with its methods (the OpenAPI test compares them)."""
@@ -199,11 +238,12 @@ class RouteService:
         requests[key] = requests.get(key, 0) + 1
         return response
 
-    def too_large(self, limit: int | None = None) -> Response:
+    def too_large(self, limit: int | None = None, target: bytes = b"") -> Response:
         """The answer to a body over its limit (``max_body_bytes`` unless given), for servers
-        that stop reading it."""
+        that stop reading it; ``target``, the raw request target, picks its error shape."""
         limit = self.max_body_bytes if limit is None else limit
-        return self._count("other", error_response(ApiError(
+        path = target.split(b"?", 1)[0].decode("latin-1")
+        return self._count("other", self._shaped(path, ApiError(
             413, "payload_too_large", f"the body is larger than {limit} bytes",
             {"field": "body", "limit": limit})))
 
@@ -288,7 +328,7 @@ class RouteService:
 
     def _not_allowed(self, path: str, method: str) -> Response:
         allow = self._allow[path]
-        return error_response(ApiError(
+        return self._shaped(path, ApiError(
             405, "method_not_allowed",
             f"{method[:16]} is not allowed on {path}; use {allow.decode()}",
             {"allow": allow.decode().split(", ")}, headers=((b"allow", allow),)))
@@ -464,5 +504,5 @@ def create_app(table: RoutingTable, *, readiness: Readiness | None = None,
     return RouteService(table, readiness=readiness, metrics=metrics, access=access)
 
 
-__all__ = ["Readiness", "RouteService", "create_app", "no_provider_available",
+__all__ = ["ErrorShape", "Readiness", "RouteService", "create_app", "no_provider_available",
            "unknown_policy"]

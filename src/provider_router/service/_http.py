@@ -8,7 +8,8 @@ Deferred answers keep their place in line, so pipelined requests are answered in
 A deferred answer may also resolve to a ``Stream``: a status and headers, then a body that
 arrives piece by piece (a proxied server-sent event stream). The server writes it with chunked
 transfer encoding as the chunks come, holds the iterator back while the client does not read,
-and closes the iterator (cancelling the upstream call behind it) when the client leaves.
+and closes the iterator (cancelling the upstream call behind it) when the client leaves, or
+when it has read nothing for the stream's ``stall_seconds``.
 
 Header names are lower-cased once, by the server, so handlers look them up with plain keys.
 """
@@ -27,6 +28,9 @@ Response = tuple[int, bytes, bytes, Headers]
 """``(status, content type, body, extra headers)``: what every handler answers."""
 
 JSON: Final = b"application/json"
+STALL_SECONDS: Final = 30.0
+"""How long a stream waits for a client that reads nothing before it drops the client: far
+longer than any pause of a live reader, far shorter than the connection idle timeout."""
 
 _NO_HEADERS: Final[Mapping[bytes, bytes]] = {}
 
@@ -75,16 +79,25 @@ class Request:
 class Stream:
     """A streamed answer. ``chunks`` is iterated by the server only as fast as the client
     reads; the server closes it (``aclose``) when it stops early, so an async generator's
-    ``finally`` or ``async with`` blocks run and release what it holds."""
+    ``finally`` or ``async with`` blocks run and release what it holds.
 
-    __slots__ = ("chunks", "content_type", "headers", "status")
+    ``stall_seconds`` bounds how long the client may read nothing while the server holds a
+    chunk for it (its socket buffer full): past it the connection is aborted and the iterator
+    closed, so a client that stopped reading cannot hold the stream's upstream call open. A
+    client that reads slowly but steadily is never dropped.
+    """
+
+    __slots__ = ("chunks", "content_type", "headers", "stall_seconds", "status")
 
     def __init__(self, status: int, content_type: bytes, headers: Headers,
-                 chunks: AsyncIterator[bytes]) -> None:
+                 chunks: AsyncIterator[bytes], stall_seconds: float = STALL_SECONDS) -> None:
+        if stall_seconds <= 0:
+            raise ValueError("stall_seconds must be positive")
         self.status = status
         self.content_type = content_type
         self.headers = headers
         self.chunks = chunks
+        self.stall_seconds = stall_seconds
 
     def __repr__(self) -> str:
         return f"Stream({self.status})"
@@ -108,5 +121,5 @@ def error_response(error: ApiError) -> Response:
     return error.status, JSON, error.body(), error.headers
 
 
-__all__ = ["JSON", "Answer", "Handler", "Headers", "Reply", "Request", "Response", "Stream",
-           "error_response", "json_response", "status_of"]
+__all__ = ["JSON", "STALL_SECONDS", "Answer", "Handler", "Headers", "Reply", "Request",
+           "Response", "Stream", "error_response", "json_response", "status_of"]

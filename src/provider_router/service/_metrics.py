@@ -57,6 +57,10 @@ class ServiceMetrics:
         self._stale = Gauge(
             "provider_router_table_stale", "1 while the routing table may be out of date "
             "(the operator lost its watch), else 0.", registry=self.registry)
+        self._stalled = Counter(
+            "provider_router_stalled_streams", "Streamed answers whose client read nothing "
+            "for the stream's stall bound: the connection was aborted and the upstream call "
+            "closed.", registry=self.registry)
         self.registry.register(_Derived(self))
 
     def bind(self, table: RoutingTable) -> None:
@@ -88,7 +92,10 @@ class ServiceMetrics:
             for labels in _label_sets(metric, namespace, name):
                 metric.remove(*labels)
 
-    # -- recorded by the app -----------------------------------------------------------------
+    # -- recorded by the app and its server ---------------------------------------------
+
+    def count_stalled_stream(self) -> None:
+        self._stalled.inc()
 
     def count_unavailable(self, namespace: str, policy: str,
                           excluded: Mapping[str, int]) -> None:

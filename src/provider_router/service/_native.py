@@ -13,8 +13,9 @@ Streamed answers (``Stream``: a proxied server-sent event stream) are written wi
 transfer encoding by a task that pulls the next chunk only while the transport takes more
 (``pause_writing`` / ``resume_writing`` gate it), so a client that reads slowly holds the
 upstream back instead of growing a buffer here; a client that leaves cancels the task, which
-closes the stream's iterator and with it the upstream call. Answers pipelined behind a stream
-wait for its end.
+closes the stream's iterator and with it the upstream call, and so does a client that reads
+nothing for the stream's ``stall_seconds`` (its connection is aborted). Answers pipelined
+behind a stream wait for its end.
 
 What it still does that a server must: keep-alive per HTTP/1.0 and 1.1 rules, ``Expect:
 100-continue``, limits on header count and size (431) and body size (413), 400 for malformed
@@ -66,6 +67,12 @@ MAX_CACHED_TARGETS: Final = 1024
 MAX_CACHED_TARGET_BYTES: Final = 512
 IDLE_TIMEOUT_SECONDS: Final = 75.0
 """Longer than common client pools keep idle connections (60 s), so we rarely close first."""
+STREAM_UNSENT_BYTES: Final = 64 << 10
+"""The most a stream leaves unsent in the kernel (``TCP_NOTSENT_LOWAT``). Without it the
+kernel's send buffer grows to megabytes: back-pressure would reach the upstream late, and a
+slow reader would look stalled while the kernel drained it (it wakes a writer only after a
+third of its buffer is free)."""
+_NOTSENT_LOWAT: Final = getattr(socket, "TCP_NOTSENT_LOWAT", None)
 
 _STATUS_LINES: dict[int, bytes] = {
     s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in HTTPStatus}
@@ -317,7 +324,7 @@ class HttpProtocol(asyncio.Protocol):
             # Answer now and close: the rest of a refused body is not worth reading.
             self._body = []
             self._refused = True
-            self._fail_with(service.too_large(limit))
+            self._fail_with(service.too_large(limit, self._url))
             raise ValueError("body too large")  # stops the parser (HttpParserCallbackError)
         self._body.append(body)
 
@@ -434,15 +441,17 @@ class HttpProtocol(asyncio.Protocol):
             b"transfer-encoding: chunked\r\n" if slot.chunked else b"", stream.headers, keep)))
         slot.keep = keep
         slot.streaming = True
+        _limit_unsent(transport)
         task = self._loop.create_task(self._pump(transport, stream.chunks, slot.chunked,
-                                                 slot.head_only))
+                                                 slot.head_only, stream.stall_seconds))
         slot.task = task
         task.add_done_callback(self._on_done)
 
     async def _pump(self, transport: asyncio.Transport, chunks: AsyncIterator[bytes],
-                    chunked: bool, head_only: bool) -> bool:
-        """Write ``chunks`` as they come, waiting while the client does not read. True when
-        the stream ended and its last chunk was written."""
+                    chunked: bool, head_only: bool, stall_seconds: float) -> bool:
+        """Write ``chunks`` as they come, waiting while the client does not read; a client
+        that reads nothing for ``stall_seconds`` is given up. True when the stream ended and
+        its last chunk was written."""
         try:
             if head_only:
                 return True
@@ -453,18 +462,11 @@ class HttpProtocol(asyncio.Protocol):
                     transport.write(b"".join((b"%x\r\n" % len(chunk), chunk, b"\r\n"))
                                     if chunked else chunk)
                 while not self._writable and self._transport is transport:
-                    # Back-pressure: pull nothing more until the transport has drained. A
-                    # client that reads nothing for the idle timeout is dropped, so that it
-                    # cannot hold a stream (and its upstream call) open for ever.
-                    drained = self._drained
-                    if drained is None:
-                        drained = self._drained = self._loop.create_future()
-                    try:
-                        await asyncio.wait_for(asyncio.shield(drained),
-                                               self._conns.idle_timeout)
-                    except TimeoutError:
+                    # Back-pressure: pull nothing more until the transport has drained.
+                    if not await self._drain(transport, stall_seconds):
                         log.info("dropping a client that read nothing of its stream for "
-                                 "%g s", self._conns.idle_timeout)
+                                 "%g s", stall_seconds)
+                        self._service.metrics.count_stalled_stream()
                         return False
                 if self._transport is not transport:
                     return False
@@ -478,6 +480,26 @@ class HttpProtocol(asyncio.Protocol):
             return False
         finally:
             await _close_quietly(chunks)
+
+    async def _drain(self, transport: asyncio.Transport, stall_seconds: float) -> bool:
+        """Wait until the transport takes more. False if the client read nothing at all for
+        ``stall_seconds``: it has stopped reading, and is to be dropped (the connection
+        aborted, the upstream call closed) rather than hold the stream open until the idle
+        timeout, or for ever. A client that reads slowly is not stalled, however long one
+        drain takes: the bound starts again whenever the buffer has shrunk."""
+        drained = self._drained
+        if drained is None:
+            drained = self._drained = self._loop.create_future()
+        size = transport.get_write_buffer_size()
+        while True:
+            try:
+                await asyncio.wait_for(asyncio.shield(drained), stall_seconds)
+                return True
+            except TimeoutError:
+                now = transport.get_write_buffer_size()
+                if now >= size or self._transport is not transport:
+                    return False
+                size = now
 
     def _close_streamed(self, clean: bool) -> None:
         """End the connection after a stream: after its last chunk when it ended well, at
@@ -589,6 +611,19 @@ class HttpProtocol(asyncio.Protocol):
     def abort(self) -> None:
         if self._transport is not None:
             self._transport.abort()
+
+
+def _limit_unsent(transport: asyncio.Transport) -> None:
+    """Keep a stream's unsent bytes in the kernel small (``STREAM_UNSENT_BYTES``), so that
+    the transport's own buffer, which pauses the stream, fills as soon as the client stops
+    reading and drains as it reads. Only streams pay for it; it stays set for what the
+    connection answers next, which is harmless."""
+    sock = transport.get_extra_info("socket")
+    if _NOTSENT_LOWAT is None or sock is None or sock.family not in (
+            socket.AF_INET, socket.AF_INET6):
+        return
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, _NOTSENT_LOWAT, STREAM_UNSENT_BYTES)
 
 
 async def _close_quietly(chunks: AsyncIterator[bytes]) -> None:

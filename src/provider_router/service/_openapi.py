@@ -1,9 +1,11 @@
-"""The OpenAPI 3.1 document served at ``/openapi.json``.
+"""The OpenAPI 3.1 document served at ``/openapi.json``: the route API's part.
 
 Paths, parameters and responses are written out here by hand, because the app has no framework
 to derive them; the schemas of bodies and answers come from the pydantic models the app
-validates and answers with, so they cannot disagree with the server. The tests fuzz the
-running server against this document.
+validates and answers with, so they cannot disagree with the server. Endpoints that other
+packages mount (the proxy's) are added by them when they mount (``RouteService.document``),
+so the document lists only what the server serves. The tests fuzz the running server against
+this document, and provoke every answer it lists.
 """
 
 from __future__ import annotations
