@@ -294,19 +294,10 @@ def k8s(request: pytest.FixtureRequest) -> Iterator[K8s]:
 @pytest.fixture
 def namespace(k8s: K8s, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace per test, deleted afterwards without waiting."""
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
+    from support.namespaces import temporary_namespace
 
     prefix = request.node.name.lower().replace("_", "-")[:40].strip("-")
     name = f"t-{prefix}-{uuid.uuid4().hex[:6]}".replace("[", "-").replace("]", "")
     name = "".join(c if c.isalnum() or c == "-" else "-" for c in name)[:63].strip("-")
-    core = client.CoreV1Api(k8s.api_client)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    try:
+    with temporary_namespace(k8s.api_client, name):
         yield name
-    finally:
-        try:
-            core.delete_namespace(name)
-        except ApiException as err:
-            if err.status not in (404, 409):  # already gone / already terminating
-                raise

@@ -39,6 +39,7 @@ from provider_router.standalone import Standalone
 from proxy.conftest import FAST
 from standalone.router_harness import write_docs
 from support.fake_llm import FakeLLM, fake_providers
+from support.namespaces import temporary_namespace
 
 roles = test_access.roles
 """The cluster roles of ``--auth kubernetes``'s tests (a fixture): workloads' ``use``, and the
@@ -92,17 +93,8 @@ async def models(url: str, credential: str) -> list[str]:
 @pytest.fixture
 def team_b(k8s: Any) -> Iterator[str]:
     """A second namespace, which has providers but no default policy."""
-    core = client.CoreV1Api(k8s.api_client)
-    name = f"t-callerns-b-{uuid.uuid4().hex[:6]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    try:
+    with temporary_namespace(k8s.api_client, f"t-callerns-b-{uuid.uuid4().hex[:6]}") as name:
         yield name
-    finally:
-        try:
-            core.delete_namespace(name)
-        except ApiException as error:
-            if error.status not in (404, 409):
-                raise
 
 
 @dataclass

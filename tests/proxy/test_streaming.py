@@ -57,6 +57,20 @@ async def until_stalled(fake: FakeLLM, timeout: float = 15.0) -> int:
     raise AssertionError(f"the provider never stalled ({fake.written} bytes written)")
 
 
+async def assert_stream_let_go(env: ProxyEnv, why: str) -> None:
+    """After a stream's client is gone: its lease released, the call counted as the
+    provider's success (``why`` is not the provider's fault), no stream left in flight."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while env.table.in_flight_leases() and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    assert env.table.in_flight_leases() == 0, f"{why}: the stream kept its lease"
+    state = env.table.provider("default", "alpha")
+    assert state.outcomes == {"success": 1}, f"{why} is not the provider's fault"
+    streams = env.router.proxy.metrics.streams  # type: ignore[union-attr]
+    assert streams.labels("default", "main", "alpha")._value.get() == 0
+
+
 async def test_a_client_that_leaves_cancels_the_upstream_call(tmp_path: Path) -> None:
     fake = FakeLLM("alpha", behaviour="endless", chunk_delay=0.01, endless_chunk=64)
     async with proxy_env(tmp_path, (fake, {})) as env:
@@ -66,15 +80,7 @@ async def test_a_client_that_leaves_cancels_the_upstream_call(tmp_path: Path) ->
         with contextlib.suppress(OSError):
             await writer.wait_closed()
         await asyncio.wait_for(fake.disconnected.wait(), 10)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 5
-        while env.table.in_flight_leases() and loop.time() < deadline:
-            await asyncio.sleep(0.05)
-        assert env.table.in_flight_leases() == 0, "the lease of the cancelled call was kept"
-        state = env.table.provider("default", "alpha")
-        assert state.outcomes == {"success": 1}, "a client leaving is not the provider's fault"
-        streams = env.router.proxy.metrics.streams  # type: ignore[union-attr]
-        assert streams.labels("default", "main", "alpha")._value.get() == 0
+        await assert_stream_let_go(env, "a client leaving")
 
 
 async def test_a_slow_client_holds_the_provider_back(tmp_path: Path) -> None:
@@ -209,15 +215,7 @@ async def test_a_client_that_stops_reading_is_dropped_after_the_stall_bound(
             await asyncio.wait_for(fake.disconnected.wait(), 20)
             assert fake.written < BOUND_BYTES, f"unbounded: {fake.written} bytes written"
             assert stalled_drops(env) == 1
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 5
-            while env.table.in_flight_leases() and loop.time() < deadline:
-                await asyncio.sleep(0.05)
-            assert env.table.in_flight_leases() == 0, "the dropped stream kept its lease"
-            state = env.table.provider("default", "alpha")
-            assert state.outcomes == {"success": 1}, "a stalled client is not the provider's"
-            streams = env.router.proxy.metrics.streams  # type: ignore[union-attr]
-            assert streams.labels("default", "main", "alpha")._value.get() == 0
+            await assert_stream_let_go(env, "a stalled client")
             # The client, reading again, finds what was buffered and then a broken-off
             # connection.
             received = await until_closed(reader, 10)
