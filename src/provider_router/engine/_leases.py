@@ -13,7 +13,6 @@ from __future__ import annotations
 import itertools
 import secrets
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from provider_router.engine._state import ProviderKey
@@ -113,13 +112,17 @@ class LeaseBook:
         lease = self.active.get(lease_id) or self._expired.get(lease_id)
         return None if lease is None else lease.policy
 
-    def due(self, now: float) -> Iterator[Lease]:
-        """The outstanding leases whose TTL has passed, each removed and remembered."""
+    def next_due(self, now: float) -> Lease | None:
+        """The oldest outstanding lease whose TTL has passed, removed and remembered; None
+        when none is due. A loop of these, not a generator: in steady state a lease expires
+        on nearly every route, and building a generator each time costs more than the
+        expiry."""
         queue = self.queue
         while queue and queue[0].expires_at <= now:
             lease = queue.popleft()
             if self._end(lease):
-                yield lease
+                return lease
+        return None
 
     def evict_oldest(self) -> Lease | None:
         """End the oldest outstanding lease early, to make room (counted in ``evicted``)."""

@@ -567,7 +567,7 @@ class RoutingTable:
         leases = self._leases
         queue = leases.queue
         if queue and queue[0].expires_at <= now:
-            for lease in leases.due(now):
+            while (lease := leases.next_due(now)) is not None:
                 self._expired_lease(lease, now)
 
     def _expired_lease(self, lease: Lease, now: float) -> None:

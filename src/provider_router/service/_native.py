@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 MAX_HEAD_BYTES: Final = 64 << 10
 MAX_HEADERS: Final = 100
 _SLICE: Final = 16 << 10
-"""Reads larger than this reach the parser in slices of it (see ``_feed``)."""
+"""Reads larger than this reach the parser in slices of it (see ``data_received``)."""
 _HEAD_RAW_LIMIT: Final = MAX_HEAD_BYTES + _SLICE
 """Raw bytes fed while a head is open: the head limit plus at most one slice of what follows."""
 MAX_PENDING_ANSWERS: Final = 32
@@ -222,45 +222,44 @@ class HttpProtocol(asyncio.Protocol):
                     self._loop.create_task(_close_quietly(reply.chunks))
 
     def data_received(self, data: bytes) -> None:
-        # One timestamp per read instead of re-arming a timer per request: the idle timer
-        # checks it when it fires and sleeps again if the connection was used meanwhile.
-        self._last_data = self._loop.time()
-        if len(data) <= _SLICE:
-            self._feed(data)
-        else:
-            # Large reads are fed in slices, so that an endless head is refused after one
-            # slice past the limit rather than after the whole read is buffered.
+        if len(data) > _SLICE:
+            # Large reads are fed in slices, each through here, so that an endless head is
+            # refused after one slice past the limit rather than after the whole read is
+            # buffered.
             for offset in range(0, len(data), _SLICE):
                 if self._close_after or self._parser is None:
                     break
-                self._feed(data[offset:offset + _SLICE])
+                self.data_received(data[offset:offset + _SLICE])
+            return
+        # One timestamp per read instead of re-arming a timer per request: the idle timer
+        # checks it when it fires and sleeps again if the connection was used meanwhile.
+        self._last_data = self._loop.time()
+        parser = self._parser
+        # Closed, or answered and closing (or lingering): the rest is not read.
+        if parser is not None and not self._close_after:
+            if self._in_head:
+                # llhttp reports a header only when its line ends, and buffers it until
+                # then: count raw bytes while a head is open, so that a line that never ends
+                # is refused. (Outside a head the count stays below the limit.)
+                self._head_raw += len(data)
+            if self._head_raw > _HEAD_RAW_LIMIT:
+                self._fail(431, "headers_too_large", _HEAD_TOO_LARGE)
+            else:
+                try:
+                    parser.feed_data(data)
+                except httptools.HttpParserUpgrade:
+                    pass  # refused in on_message_complete, which closes the connection
+                except httptools.HttpParserCallbackError:
+                    if not self._refused:  # not a limit we enforce: a bug of ours
+                        log.exception("the route API failed while parsing a request")
+                        self._fail(500, "internal_error", "the router failed to read the "
+                                   "request; see its log")
+                except httptools.HttpParserError:
+                    self._fail(400, "malformed_request", "the request is not valid HTTP/1.1")
         # A request left half received waits on a timer; whole ones, the usual case, never
         # arm one.
         if self._busy and self._slow is None and self._transport is not None:
             self._slow = self._loop.call_later(self._conns.request_timeout, self._on_slow)
-
-    def _feed(self, data: bytes) -> None:
-        parser = self._parser
-        if parser is None or self._close_after:
-            return  # answered and closing (or lingering): the rest is not read
-        if self._in_head:
-            # llhttp reports a header only when its line ends, and buffers it until then:
-            # count raw bytes while a head is open, so that a line that never ends is refused.
-            self._head_raw += len(data)
-            if self._head_raw > _HEAD_RAW_LIMIT:
-                self._fail(431, "headers_too_large", _HEAD_TOO_LARGE)
-                return
-        try:
-            parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            pass  # refused in on_message_complete, which closes the connection
-        except httptools.HttpParserCallbackError:
-            if not self._refused:  # not a limit we enforce: a bug of ours
-                log.exception("the route API failed while parsing a request")
-                self._fail(500, "internal_error", "the router failed to read the request; "
-                           "see its log")
-        except httptools.HttpParserError:
-            self._fail(400, "malformed_request", "the request is not valid HTTP/1.1")
 
     def pause_writing(self) -> None:
         # The peer is not reading its answers: stop reading its requests, and stop pulling
