@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
+from provider_router.engine import HEADER_PREFIXES
 from provider_router.upstream import Client, InvalidRequest
 
 _DROPPED: Final = frozenset({
@@ -34,7 +35,8 @@ RELAYED: Final = frozenset({
 })
 """Provider answer headers passed on to the caller, besides the rate-limit families (the
 content type is written as the answer's own)."""
-RATE_LIMIT_PREFIXES: Final = (b"x-ratelimit-", b"anthropic-ratelimit-")
+RATE_LIMIT_PREFIXES: Final = tuple(prefix.encode("ascii") for prefix in HEADER_PREFIXES)
+"""The engine's rate-limit header families, as the raw header names arrive."""
 _ANTHROPIC_VERSION: Final = b"anthropic-version"
 
 
