@@ -63,7 +63,6 @@ from provider_router.proxy._openapi import SCHEMAS, proxy_paths
 from provider_router.proxy._options import ProxyOptions
 from provider_router.proxy._upstream import (
     forwarded_headers,
-    new_client,
     relayed_headers,
     stated_limits,
 )
@@ -192,7 +191,7 @@ class Proxy:
     @property
     def client(self) -> Client:
         if self._client is None:
-            self._client = new_client(self.options.connect_seconds)
+            self._client = Client(connect_seconds=self.options.connect_seconds)
         return self._client
 
     # -- paths --------------------------------------------------------------------------------

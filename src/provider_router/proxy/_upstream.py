@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from provider_router.engine import HEADER_PREFIXES
-from provider_router.upstream import Client, InvalidRequest
+from provider_router.upstream import InvalidRequest
 
 _DROPPED: Final = frozenset({
     b"authorization", b"x-api-key", b"api-key", b"cookie", b"proxy-authorization",
@@ -77,10 +77,5 @@ def stated_limits(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
             if name.startswith(RATE_LIMIT_PREFIXES)]
 
 
-def new_client(connect_seconds: float) -> Client:
-    """The proxy's one client: pooled keep-alive connections, nothing from the environment."""
-    return Client(connect_seconds=connect_seconds)
-
-
-__all__ = ["RATE_LIMIT_PREFIXES", "RELAYED", "forwarded_headers", "new_client",
-           "relayed_headers", "stated_limits"]
+__all__ = ["RATE_LIMIT_PREFIXES", "RELAYED", "forwarded_headers", "relayed_headers",
+           "stated_limits"]
