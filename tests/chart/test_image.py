@@ -253,13 +253,18 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> InstalledImage:
     return InstalledImage(venv=venv, wheel=wheel, env=env)
 
 
+def _normalized(name: str) -> str:
+    """A distribution name as pip compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def _locked_pins() -> dict[str, str]:
     """name -> version of every requirement in requirements-image.txt."""
     pins = {}
     for line in REQUIREMENTS.read_text(encoding="utf-8").splitlines():
         match = re.match(r"([A-Za-z0-9_.-]+)==([^ ;\\]+)", line)
         if match:
-            pins[re.sub(r"[-_.]+", "-", match.group(1)).lower()] = match.group(2)
+            pins[_normalized(match.group(1))] = match.group(2)
     return pins
 
 
@@ -274,7 +279,7 @@ def test_image_runs_exactly_the_locked_dependencies(image: InstalledImage) -> No
     installed = {}
     for line in result.stdout.splitlines():
         name, _, version = line.partition("==")
-        installed[re.sub(r"[-_.]+", "-", name).lower()] = version
+        installed[_normalized(name)] = version
     installed.pop("zoey-provider-router")
     installed.pop("setuptools", None)  # venv's own, on older Pythons
     pins = _locked_pins()

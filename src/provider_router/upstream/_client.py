@@ -165,9 +165,11 @@ class Client:
         loop = asyncio.get_running_loop()
         deadline = loop.time() - self.keepalive_seconds
         for origin, idle in list(self._idle.items()):
-            kept = deque((c, since) for c, since in idle if c.usable and since > deadline)
+            kept: deque[tuple[Connection, float]] = deque()
             for connection, since in idle:
-                if not (connection.usable and since > deadline):
+                if connection.usable and since > deadline:
+                    kept.append((connection, since))
+                else:
                     connection.abort()
             if kept:
                 self._idle[origin] = kept
