@@ -38,3 +38,22 @@ the policy asked for (or has no default policy); ``--proxy-namespace``'s default
 
 DEFAULT_AUDIENCE: Final = "provider-router"
 """The audience a workload's projected ServiceAccount token must be minted for."""
+
+DEFAULT_PROXY_CONNECT_SECONDS: Final = 5.0
+"""Connecting to a provider, per attempt (``--proxy-connect-timeout``)."""
+DEFAULT_PROXY_FIRST_BYTE_SECONDS: Final = 120.0
+"""A provider's answer, per attempt: a non-streamed completion is the whole generation, so it
+is long (``--proxy-first-byte-timeout``)."""
+DEFAULT_PROXY_IDLE_SECONDS: Final = 60.0
+"""The longest silence between two chunks of an answer once it started
+(``--proxy-idle-timeout``)."""
+DEFAULT_PROXY_DEADLINE_SECONDS: Final = 180.0
+"""All the attempts of one proxied call, failover included, until its answer starts
+(``--proxy-deadline``)."""
+DEFAULT_STALL_SECONDS: Final = 30.0
+"""How long a stream waits for a client that reads nothing before it drops the client: far
+longer than any pause of a live reader, far shorter than the connection idle timeout
+(``--proxy-stall-timeout``)."""
+DEFAULT_PROXY_MAX_BODY_BYTES: Final = 4 << 20
+"""The largest proxied request body: a prompt with a long context, or a batch of embeddings
+inputs, fits; a flood does not (``--proxy-max-body-bytes``)."""

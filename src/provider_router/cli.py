@@ -25,7 +25,14 @@ from provider_router._defaults import (
     DEFAULT_HOST,
     DEFAULT_LEASE_TTL,
     DEFAULT_LIVENESS_PORT,
+    DEFAULT_NAMESPACE,
     DEFAULT_PORT,
+    DEFAULT_PROXY_CONNECT_SECONDS,
+    DEFAULT_PROXY_DEADLINE_SECONDS,
+    DEFAULT_PROXY_FIRST_BYTE_SECONDS,
+    DEFAULT_PROXY_IDLE_SECONDS,
+    DEFAULT_PROXY_MAX_BODY_BYTES,
+    DEFAULT_STALL_SECONDS,
     DEFAULT_STATE_SYNC_MS,
     DEFAULT_URL,
 )
@@ -101,23 +108,29 @@ def _proxy_options(parser: argparse.ArgumentParser) -> None:
         "point base_url at http://ROUTER/v1 (the default policy) or "
         "http://ROUTER/proxy/NS/POLICY/v1")
     group.add_argument("--proxy", action="store_true", help="serve proxy mode")
-    group.add_argument("--proxy-namespace", default="default", metavar="NS",
+    group.add_argument("--proxy-namespace", default=DEFAULT_NAMESPACE, metavar="NS",
                        help="namespace whose default policy serves /v1/... when the "
                        "caller's own namespace has none (default: %(default)s)")
-    group.add_argument("--proxy-connect-timeout", type=_positive, default=5.0,
+    group.add_argument("--proxy-connect-timeout", type=_positive,
+                       default=DEFAULT_PROXY_CONNECT_SECONDS,
                        metavar="SECONDS", help="connecting to a provider (default: %(default)g)")
-    group.add_argument("--proxy-first-byte-timeout", type=_positive, default=120.0,
+    group.add_argument("--proxy-first-byte-timeout", type=_positive,
+                       default=DEFAULT_PROXY_FIRST_BYTE_SECONDS,
                        metavar="SECONDS", help="a provider's answer (a non-streamed one whole, "
                        "a stream's first event) (default: %(default)g)")
-    group.add_argument("--proxy-idle-timeout", type=_positive, default=60.0, metavar="SECONDS",
+    group.add_argument("--proxy-idle-timeout", type=_positive,
+                       default=DEFAULT_PROXY_IDLE_SECONDS, metavar="SECONDS",
                        help="silence between two chunks of a stream (default: %(default)g)")
-    group.add_argument("--proxy-deadline", type=_positive, default=180.0, metavar="SECONDS",
+    group.add_argument("--proxy-deadline", type=_positive,
+                       default=DEFAULT_PROXY_DEADLINE_SECONDS, metavar="SECONDS",
                        help="all attempts of one call, failover included, until its answer "
                        "starts (default: %(default)g)")
-    group.add_argument("--proxy-stall-timeout", type=_positive, default=30.0,
+    group.add_argument("--proxy-stall-timeout", type=_positive,
+                       default=DEFAULT_STALL_SECONDS,
                        metavar="SECONDS", help="a streaming client that reads nothing for this "
                        "long is dropped, and its upstream call closed (default: %(default)g)")
-    group.add_argument("--proxy-max-body-bytes", type=int, default=4 << 20, metavar="BYTES",
+    group.add_argument("--proxy-max-body-bytes", type=_positive_int,
+                       default=DEFAULT_PROXY_MAX_BODY_BYTES, metavar="BYTES",
                        help="largest proxied request body (default: %(default)d)")
 
 

@@ -5,10 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from provider_router.service import STALL_SECONDS
+from provider_router._defaults import (
+    DEFAULT_NAMESPACE,
+    DEFAULT_PROXY_CONNECT_SECONDS,
+    DEFAULT_PROXY_DEADLINE_SECONDS,
+    DEFAULT_PROXY_FIRST_BYTE_SECONDS,
+    DEFAULT_PROXY_IDLE_SECONDS,
+    DEFAULT_PROXY_MAX_BODY_BYTES,
+    DEFAULT_STALL_SECONDS,
+)
 
-MAX_PROXY_BODY_BYTES: Final = 4 << 20
-"""A prompt with a long context, or a batch of embeddings inputs, fits; a flood does not."""
+MAX_PROXY_BODY_BYTES: Final = DEFAULT_PROXY_MAX_BODY_BYTES
 MAX_UPSTREAM_BODY_BYTES: Final = 64 << 20
 """The largest non-streamed answer read from a provider (a big embeddings batch)."""
 
@@ -25,15 +32,15 @@ class ProxyOptions:
     waits for it; past it the client is dropped and the upstream call closed.
     """
 
-    namespace: str = "default"
+    namespace: str = DEFAULT_NAMESPACE
     """The namespace whose default policy serves the unprefixed paths (``/v1/...``) when the
     caller's own namespace (its ServiceAccount's, its API key Secret's) has no default policy,
     or the caller has no namespace (``--auth none``)."""
-    connect_seconds: float = 5.0
-    first_byte_seconds: float = 120.0
-    idle_seconds: float = 60.0
-    deadline_seconds: float = 180.0
-    stall_seconds: float = STALL_SECONDS
+    connect_seconds: float = DEFAULT_PROXY_CONNECT_SECONDS
+    first_byte_seconds: float = DEFAULT_PROXY_FIRST_BYTE_SECONDS
+    idle_seconds: float = DEFAULT_PROXY_IDLE_SECONDS
+    deadline_seconds: float = DEFAULT_PROXY_DEADLINE_SECONDS
+    stall_seconds: float = DEFAULT_STALL_SECONDS
     max_body_bytes: int = MAX_PROXY_BODY_BYTES
     max_upstream_body_bytes: int = MAX_UPSTREAM_BODY_BYTES
 

@@ -21,6 +21,7 @@ from typing import Any, Final
 
 import orjson
 
+from provider_router._defaults import DEFAULT_STALL_SECONDS
 from provider_router.service._errors import ApiError
 
 Headers = tuple[tuple[bytes, bytes], ...]
@@ -28,9 +29,7 @@ Response = tuple[int, bytes, bytes, Headers]
 """``(status, content type, body, extra headers)``: what every handler answers."""
 
 JSON: Final = b"application/json"
-STALL_SECONDS: Final = 30.0
-"""How long a stream waits for a client that reads nothing before it drops the client: far
-longer than any pause of a live reader, far shorter than the connection idle timeout."""
+STALL_SECONDS: Final = DEFAULT_STALL_SECONDS
 
 _NO_HEADERS: Final[Mapping[bytes, bytes]] = {}
 
