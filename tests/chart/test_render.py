@@ -8,12 +8,14 @@ reads the parsed objects, not the template text.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from chart._helm import (
+    CHART_DIR,
     FULLNAME,
     NAMESPACE,
     VARIANTS,
@@ -23,7 +25,17 @@ from chart._helm import (
     render,
     template,
 )
+from provider_router._defaults import (
+    DEFAULT_PROXY_CONNECT_SECONDS,
+    DEFAULT_PROXY_DEADLINE_SECONDS,
+    DEFAULT_PROXY_FIRST_BYTE_SECONDS,
+    DEFAULT_PROXY_IDLE_SECONDS,
+    DEFAULT_PROXY_MAX_BODY_BYTES,
+    DEFAULT_STALL_SECONDS,
+)
 from provider_router.api import RoutingPolicy
+from provider_router.cli import _proxy_from, build_parser
+from provider_router.proxy import ProxyOptions
 
 STANDARD_LABELS = {
     "app.kubernetes.io/name": "provider-router",
@@ -129,6 +141,48 @@ def test_proxy_mode_is_on_unless_disabled(helm: Path) -> None:
     assert "--proxy-namespace" not in args
     args = render(helm, {"proxy": {"enabled": True, "namespace": "team-a"}}).args
     assert args[args.index("--proxy-namespace") + 1] == "team-a"
+
+
+# chart value: (its flag, a value to set, the router's default when it is null)
+PROXY_TUNING: dict[str, tuple[str, float, float]] = {
+    "connectTimeoutSeconds": ("--proxy-connect-timeout", 2.5, DEFAULT_PROXY_CONNECT_SECONDS),
+    "firstByteTimeoutSeconds": ("--proxy-first-byte-timeout", 600,
+                                DEFAULT_PROXY_FIRST_BYTE_SECONDS),
+    "idleTimeoutSeconds": ("--proxy-idle-timeout", 90, DEFAULT_PROXY_IDLE_SECONDS),
+    "deadlineSeconds": ("--proxy-deadline", 900, DEFAULT_PROXY_DEADLINE_SECONDS),
+    "stallTimeoutSeconds": ("--proxy-stall-timeout", 12.5, DEFAULT_STALL_SECONDS),
+    "maxBodyBytes": ("--proxy-max-body-bytes", 16 << 20, DEFAULT_PROXY_MAX_BODY_BYTES),
+}
+
+
+def test_proxy_tuning_reaches_the_routers_options(helm: Path) -> None:
+    """Each value set becomes its flag, and the router reads it back as given: a large body
+    limit too, which Helm (reading numbers as floats) would otherwise print as 1.6777216e+07."""
+    values = {key: value for key, (_, value, _) in PROXY_TUNING.items()}
+    args = render(helm, {"proxy": {"enabled": True, **values}}).args
+    options = _proxy_from(build_parser().parse_args(args))
+    assert options is not None
+    assert (options.connect_seconds, options.first_byte_seconds, options.idle_seconds,
+            options.deadline_seconds, options.stall_seconds, options.max_body_bytes) == (
+        2.5, 600, 90, 900, 12.5, 16 << 20)
+    assert args[args.index("--proxy-max-body-bytes") + 1] == str(16 << 20)
+
+
+def test_proxy_tuning_left_null_keeps_the_routers_defaults(helm: Path) -> None:
+    args = render(helm).args
+    assert not {flag for flag, _, _ in PROXY_TUNING.values()} & set(args)
+    options = _proxy_from(build_parser().parse_args(args))
+    assert options == ProxyOptions()
+
+
+def test_chart_readme_states_the_routers_proxy_defaults() -> None:
+    """The README's table gives each null's meaning; it must be the router's real default."""
+    readme = (CHART_DIR / "README.md").read_text(encoding="utf-8")
+    for key, (flag, _, default) in PROXY_TUNING.items():
+        row = re.search(rf"^\| `proxy\.{key}` \| `null` \(([\d.]+)\) \| `{flag}`", readme,
+                        re.MULTILINE)
+        assert row is not None, f"no README row for proxy.{key}"
+        assert float(row.group(1)) == default, key
 
 
 def test_replicas(helm: Path) -> None:

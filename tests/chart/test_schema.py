@@ -53,6 +53,12 @@ BAD_VALUES: list[tuple[str, list[str] | dict[str, Any], str, tuple[str, ...]]] =
     ("string-for-boolean", ["crds.templated=maybe"], "crds.templated", ("boolean",)),
     ("zero-lease-ttl", ["leaseTTLSeconds=0"], "leaseTTLSeconds", ("greater than 0",
                                                                  "exclusiveminimum")),
+    ("zero-proxy-timeout", ["proxy.idleTimeoutSeconds=0"], "proxy.idleTimeoutSeconds",
+     ("greater than 0", "exclusiveminimum")),
+    ("text-proxy-timeout", ["proxy.deadlineSeconds=soon"], "proxy.deadlineSeconds",
+     ("number",)),
+    ("fractional-body-limit", {"proxy": {"maxBodyBytes": 1.5}}, "proxy.maxBodyBytes",
+     ("integer",)),
     ("bad-session-affinity", ["service.sessionAffinity=Cookie"], "service.sessionAffinity",
      ("must be one of",)),
 ]
