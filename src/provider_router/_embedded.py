@@ -122,6 +122,9 @@ class RouteRequirements:
     capabilities: list[str] = field(default_factory=list)
     model: str | None = None
     session: str | None = None
+    stream: bool = False
+    """The call will stream: a Latency strategy ranks by time to first token (as
+    ``report``'s ``ttft_ms`` measured it), where it knows one."""
 
 
 @dataclass
@@ -229,7 +232,8 @@ class ProviderRouter:
         req = requirements or RouteRequirements()
         return self.table.route(RouteRequest(
             namespace=_NAMESPACE, policy=_POLICY, capabilities=tuple(req.capabilities),
-            model=req.model, session=req.session, explain=explain, lease=lease))
+            model=req.model, session=req.session, stream=req.stream, explain=explain,
+            lease=lease))
 
     def route(self, requirements: RouteRequirements | None = None) -> ProviderInfo:
         """The provider to call; raises ``NoProviderAvailable`` with reasons if none is."""

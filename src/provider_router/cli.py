@@ -208,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     route.add_argument("--explain", action="store_true", help="add each candidate's reasons")
     route.add_argument("--lease", action="store_true",
                        help="take a lease (then report it with `provider-router report`)")
+    route.add_argument("--stream", action="store_true",
+                       help="the call will stream: Latency policies rank by time to first token")
 
     report = client_command("report", "report a call's outcome to a running router")
     who = report.add_mutually_exclusive_group(required=True)
@@ -217,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--outcome", required=True,
                         choices=["success", "error", "timeout", "rate_limited"])
     report.add_argument("--latency-ms", type=float, default=None)
+    report.add_argument("--ttft-ms", type=float, default=None,
+                        help="a streamed call's time to its first chunk")
     report.add_argument("--status-code", type=int, default=None)
     report.add_argument("--retry-after", type=float, default=None, metavar="SECONDS")
     report.add_argument("--input-tokens", type=int, default=None)
@@ -251,12 +255,14 @@ def _run_client(args: argparse.Namespace) -> int:
             if args.command == "route":
                 route = client.route(policy=args.policy, capabilities=args.capability,
                                      model=args.model, session=args.session,
-                                     explain=args.explain, lease=args.lease)
+                                     explain=args.explain, lease=args.lease,
+                                     stream=args.stream)
                 _print_json(route.raw or asdict(route))
             elif args.command == "report":
                 _print_json(client.report(
                     args.lease_id, args.outcome, provider=args.provider, policy=args.policy,
-                    latency_ms=args.latency_ms, status_code=args.status_code,
+                    latency_ms=args.latency_ms, ttft_ms=args.ttft_ms,
+                    status_code=args.status_code,
                     retry_after_seconds=args.retry_after, input_tokens=args.input_tokens,
                     output_tokens=args.output_tokens))
             elif args.command == "providers":

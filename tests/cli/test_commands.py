@@ -172,8 +172,17 @@ async def test_client_commands_against_a_running_router(
     assert code == 0
     assert json.loads(out)["leaseReleased"] is True
 
+    code, out, _ = await asyncio.to_thread(cli, "route", "--lease", "--stream")
+    streamed = json.loads(out)
+    code, out, _ = await asyncio.to_thread(cli, "report", "--lease-id", streamed["leaseId"],
+                                           "--outcome", "success", "--latency-ms", "900",
+                                           "--ttft-ms", "45")
+    assert code == 0
+
     code, out, _ = await asyncio.to_thread(cli, "providers")
     assert [p["name"] for p in json.loads(out)["providers"]] == ["alpha", "beta"]
+    listed = {p["name"]: p for p in json.loads(out)["providers"]}
+    assert listed[streamed["provider"]["name"]]["ttftMs"] == 45.0
     code, out, _ = await asyncio.to_thread(cli, "policies", "-n", "default")
     assert [p["name"] for p in json.loads(out)["policies"]] == ["main"]
 

@@ -131,6 +131,29 @@ async def test_call_reports_success_with_latency_and_tokens(env: Env) -> None:
     assert alpha["tpmUsed"] == usage["prompt_tokens"] + usage["completion_tokens"]
 
 
+async def test_streamed_call_reports_its_time_to_first_token(env: Env) -> None:
+    async with AsyncRouterClient(env.url) as client:
+        async with client.call(stream=True) as call:
+            assert call.ttft_ms is None
+            await asyncio.sleep(0.02)
+            call.first_token()
+            first = call.ttft_ms
+            await asyncio.sleep(0.02)
+            call.first_token()  # later chunks change nothing
+        assert first is not None
+        assert call.ttft_ms == first
+        assert call.elapsed_ms is not None
+        assert 20.0 <= first < call.elapsed_ms
+        assert (await provider(env, call.provider.name))["ttftMs"] == pytest.approx(first)
+
+    def work() -> float | None:
+        with RouterClient(env.url) as client, client.call(stream=True) as call:
+            call.first_token()
+        return call.ttft_ms
+
+    assert await asyncio.to_thread(work) is not None
+
+
 async def test_call_on_http_429_reports_rate_limited_with_retry_after(env: Env) -> None:
     env.alpha.fail(429, retry_after=30)
     async with AsyncRouterClient(env.url) as client, httpx.AsyncClient() as http:

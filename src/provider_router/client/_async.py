@@ -75,10 +75,10 @@ class AsyncRouterClient:
 
     def call(self, capabilities: str | Iterable[str] = (), *, policy: str | None = None,
              namespace: str | None = None, model: str | None = None,
-             session: str | None = None) -> AsyncCall:
+             session: str | None = None, stream: bool = False) -> AsyncCall:
         """``async with client.call(...) as call:``; see ``RouterClient.call``."""
         return AsyncCall(self, policy=policy, namespace=namespace, capabilities=capabilities,
-                         model=model, session=session)
+                         model=model, session=session, stream=stream)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -144,6 +144,9 @@ class CallBase:
         self.report_error: Exception | None = None
         """Why reporting failed, if it did (reporting never raises out of the block)."""
         self.elapsed_ms: float | None = None
+        self.ttft_ms: float | None = None
+        """Milliseconds from the route to ``first_token()``: reported as the time to first
+        token."""
         self._response: Any = None
 
     def observe(self, response: Any) -> None:
@@ -171,6 +174,13 @@ class CallBase:
                status_code: int | None = None) -> None:
         """Report a failure although the block exits normally (the error was handled)."""
         self._explicit = (Outcome(outcome), status_code, None)
+
+    def first_token(self) -> None:
+        """Mark that the first chunk of a streamed answer arrived; call it from the loop over
+        the stream (only the first call counts). The time since the route is reported as the
+        call's time to first token."""
+        if self.ttft_ms is None and self.route is not None:
+            self.ttft_ms = round((time.perf_counter() - self._started) * 1000.0, 3)
 
     def tokens(self, input: int = 0, output: int = 0) -> None:
         """Token counts to report, for spend, budgets and TPM limits."""
@@ -206,6 +216,7 @@ class CallBase:
             "namespace": route.provider.namespace,
             "policy": route.policy,
             "latency_ms": round(self.elapsed_ms, 3),
+            "ttft_ms": self.ttft_ms,
             "status_code": status,
             "retry_after_seconds": retry,
             "input_tokens": self._input_tokens,

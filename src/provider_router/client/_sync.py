@@ -104,10 +104,14 @@ class RouterClient:
 
     def call(self, capabilities: str | Iterable[str] = (), *, policy: str | None = None,
              namespace: str | None = None, model: str | None = None,
-             session: str | None = None) -> Call:
-        """A context manager that routes on enter and reports the outcome on exit."""
+             session: str | None = None, stream: bool = False) -> Call:
+        """A context manager that routes on enter and reports the outcome on exit.
+
+        ``stream=True`` for a streamed call: the route asks for it (Latency policies rank
+        streamed routes by time to first token), and ``call.first_token()``, called when the
+        first chunk arrives, has that time reported with the outcome."""
         return Call(self, policy=policy, namespace=namespace, capabilities=capabilities,
-                    model=model, session=session)
+                    model=model, session=session, stream=stream)
 
     def close(self) -> None:
         self._http.close()

@@ -79,6 +79,18 @@ def test_dynamic_registration_and_metrics() -> None:
     assert router.route().name == "openai"
 
 
+def test_streamed_requirements_rank_by_time_to_first_token() -> None:
+    """A Latency router ranks whole answers by latency and streamed ones by the time to first
+    token that reports measured, where it has one."""
+    router = seed_router(RoutingStrategy.LATENCY)
+    router.update_metrics("local", ProviderMetrics(avg_latency_ms=150))
+    router.update_metrics("openai", ProviderMetrics(avg_latency_ms=400))
+    router.report("local", "success", latency_ms=150, ttft_ms=120)
+    router.report("openai", "success", latency_ms=400, ttft_ms=40)
+    assert router.route(RouteRequirements()).name == "local"
+    assert router.route(RouteRequirements(stream=True)).name == "openai"
+
+
 def test_failover_after_threshold_failures() -> None:
     clock = FakeClock()
     config = RouterConfig(strategy=RoutingStrategy.PRIORITY, enable_failover=True,
