@@ -242,8 +242,7 @@ class RoutingTable:
         fallbacks = tuple([targets[s] for s in slots[1:]
                            if members[s].breaker.open_until is None
                            or members[s].breaker.state(now) is not CircuitState.HALF_OPEN])
-        lease_id = self._acquire(primary, policy, now) if request.lease else None
-        self._count_call(primary, lease_id, now)
+        lease_id = self._take_call(primary, policy, now, request.lease)
         policy.routed += 1
         policy.last_pick[entry.key] = primary.key
         return RouteDecision(
@@ -273,8 +272,8 @@ class RoutingTable:
         blocks = policy_blocks(state, ignored_blocks(chosen.spec), chosen.budget_state(now)[0])
         if blocks:
             raise ProviderUnavailable(namespace, provider, policy, tuple(reasons(blocks)))
-        lease_id = self._acquire(state, chosen, now)
-        self._count_call(state, lease_id, now)
+        lease_id = self._take_call(state, chosen, now, True)
+        assert lease_id is not None
         return lease_id
 
     def explain(self, request: RouteRequest) -> tuple[Candidate, ...]:
@@ -340,24 +339,25 @@ class RoutingTable:
 
     # -- leases and outcomes -----------------------------------------------------------------
 
-    def _acquire(self, state: ProviderState, policy: PolicyState, now: float) -> str:
-        leases = self._leases
-        if len(leases.active) >= leases.max_leases:
-            evicted = leases.evict_oldest()
-            if evicted is not None:
-                self._expired_lease(evicted, now)
-        trial = state.breaker.state(now) is CircuitState.HALF_OPEN
-        lease = leases.issue(state.key, state.prices, self._incarnation_of[state.key],
-                             policy.key, now, trial)
-        if trial:
-            state.breaker.begin_trial(lease.lease_id, now, leases.ttl)
-        state.in_flight += 1
-        return lease.lease_id
-
-    def _count_call(self, state: ProviderState, lease_id: str | None, now: float) -> None:
-        """Count one call sent to ``state`` (a route's primary, or a fallback acquired): a
-        request in its rate window, and what its lease (or lease-less route) changes."""
-        if lease_id is None:
+    def _take_call(self, state: ProviderState, policy: PolicyState, now: float,
+                   lease: bool) -> str | None:
+        """Count one call sent to ``state`` under ``policy`` (a route's primary, or a fallback
+        acquired): a request in its rate window, and a lease on it when ``lease`` (its id),
+        else a lease-less call. One method for both, as a route's every call pays for it."""
+        lease_id: str | None = None
+        if lease:
+            leases = self._leases
+            if len(leases.active) >= leases.max_leases:
+                evicted = leases.evict_oldest()
+                if evicted is not None:
+                    self._expired_lease(evicted, now)
+            trial = state.breaker.state(now) is CircuitState.HALF_OPEN
+            lease_id = leases.issue(state.key, state.prices, self._incarnation_of[state.key],
+                                    policy.key, now, trial).lease_id
+            if trial:
+                state.breaker.begin_trial(lease_id, now, leases.ttl)
+            state.in_flight += 1
+        else:
             state.unleased.append(now)
         state.requests.add(now)
         state.routed += 1
@@ -365,6 +365,7 @@ class RoutingTable:
             # Only limits, load-ranked pools and a circuit trial change with a call; skipping
             # the recomputation otherwise halves the cost of a decision.
             self._index.touch(state, now)
+        return lease_id
 
     def _holder(self, lease: Lease) -> ProviderState | None:
         """The provider a lease was taken on, unless it left (or left and came back) since."""
@@ -564,10 +565,12 @@ class RoutingTable:
                         state.last_error = (f"the half-open trial had no verdict within "
                                             f"{state.breaker.trial_timeout(self.lease_ttl):g} s")
                     index.touch(state, now)
+        # Peeked before each call, so that the common cases (nothing due, or one lease) make
+        # no call that finds nothing.
         leases = self._leases
-        queue = leases.queue
-        if queue and queue[0].expires_at <= now:
-            while (lease := leases.next_due(now)) is not None:
+        while (queue := leases.queue) and queue[0].expires_at <= now:
+            lease = leases.next_due(now)
+            if lease is not None:
                 self._expired_lease(lease, now)
 
     def _expired_lease(self, lease: Lease, now: float) -> None:
