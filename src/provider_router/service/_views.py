@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from provider_router.api import Strategy
 from provider_router.engine import (
     Block,
     Candidate,
@@ -64,20 +65,23 @@ class RouteEncoder:
     def __init__(self, targets: TargetCache) -> None:
         self.targets = targets
         self._fragments: dict[int, tuple[Target, bytes]] = {}
-        self._tails: dict[tuple[str, str, str, bool], bytes] = {}
+        self._tails: dict[tuple[str, str, Strategy, bool], bytes] = {}
 
     def encode(self, decision: RouteDecision) -> bytes:
         if decision.candidates is not None:
             return orjson.dumps(decision_view(decision, self.targets))
         fragment = self._fragment
-        key = (decision.policy, decision.namespace, decision.strategy.value, decision.sticky)
+        # The Strategy member itself, not its .value: a StrEnum is its own string (and orjson
+        # writes it as one), while reading .value is a Python property call on every route.
+        key = (decision.policy, decision.namespace, decision.strategy, decision.sticky)
         tail = self._tails.get(key)
         if tail is None:
             if len(self._tails) >= MAX_CACHED_TARGETS:
                 self._tails.clear()
             # '"policy":...,"sticky":...}' without the opening brace, to follow the lease id.
-            tail = self._tails[key] = orjson.dumps(dict(zip(
-                ("policy", "namespace", "strategy", "sticky"), key, strict=True)))[1:]
+            tail = self._tails[key] = orjson.dumps({
+                "policy": decision.policy, "namespace": decision.namespace,
+                "strategy": decision.strategy, "sticky": decision.sticky})[1:]
         return b"".join((b'{"provider":', fragment(decision.target), b',"fallbacks":[',
                          b",".join([fragment(t) for t in decision.fallbacks]),
                          b'],"leaseId":', orjson.dumps(decision.lease_id), b",", tail))
