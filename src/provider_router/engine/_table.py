@@ -351,11 +351,15 @@ class RoutingTable:
                 evicted = leases.evict_oldest()
                 if evicted is not None:
                     self._expired_lease(evicted, now)
-            trial = state.breaker.state(now) is CircuitState.HALF_OPEN
+            breaker = state.breaker
+            # A closed circuit (open_until None, the usual case) cannot be half-open: read
+            # inline, as state() is a call.
+            trial = (breaker.open_until is not None
+                     and breaker.state(now) is CircuitState.HALF_OPEN)
             lease_id = leases.issue(state.key, state.prices, self._incarnation_of[state.key],
                                     policy.key, now, trial).lease_id
             if trial:
-                state.breaker.begin_trial(lease_id, now, leases.ttl)
+                breaker.begin_trial(lease_id, now, leases.ttl)
             state.in_flight += 1
         else:
             state.unleased.append(now)
