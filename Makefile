@@ -60,6 +60,7 @@ lint: $(VENV)/.installed
 bench: $(VENV)/.installed testenv-build bench-deps
 	$(PY) bench/engine.py
 	$(PY) bench/route_service.py
+	$(PY) bench/route_instructions.py
 	$(PY) bench/operator_scale.py
 	$(PY) bench/load_sim.py
 	$(PY) bench/cli_startup.py
@@ -68,9 +69,11 @@ bench: $(VENV)/.installed testenv-build bench-deps
 	$(PY) bench/upstream_client.py
 	$(PY) bench/proxy.py
 
-# wrk drives the HTTP benches; installed from the distribution when missing.
+# wrk drives the HTTP benches, valgrind counts the route path's instructions; installed from
+# the distribution when missing.
 bench-deps:
 	bash tests/tools/install-wrk.sh
+	bash tests/tools/install-valgrind.sh
 
 crds: $(VENV)/.installed
 	$(VENV)/bin/provider-router crds --out crds

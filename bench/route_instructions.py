@@ -1,0 +1,150 @@
+"""Instructions per ``/v1/route`` request of the real server, counted by callgrind: the one
+measure of the route path's cost that a shared, noisy machine does not move.
+
+Why: wall-clock runs of ``route_service.py`` (and even the paired rounds of
+``route_against.py``) swing by 10-20% here, so they cannot tell whether a change costs 5%.
+Instruction counts are deterministic (hash seed fixed), and on this path they track CPU time.
+
+Each measurement starts ``route_service.py --serve KIND`` (the same server, table and
+settings as the throughput bench: uvloop, 1,000 providers, leases) under
+``valgrind --tool=callgrind``, sends a warm-up over 64 keep-alive connections, zeroes the
+counters (``callgrind_control --zero``), sends exactly ``--requests`` more, and reads the total
+(``callgrind_control --dump``). The client is this file, in another process: its instructions
+are not counted. Under callgrind the server runs some 50 times slower, so fewer leases are
+live than at full speed; lease expiry is still on every route once the TTL has passed.
+
+    python bench/route_instructions.py [--against ../base] [--servers route-rr,route-weighted]
+
+``--against`` names another checkout with its own ``.venv`` (see ``route_against.py``).
+Needs valgrind (``make bench-deps``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import selectors
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from route_service import ROUTE_PATH, stop_server
+
+HERE = Path(__file__).resolve().parent.parent
+CONNECTIONS = 64
+
+
+def send(port: int, total: int, connections: int = CONNECTIONS) -> None:
+    """Exactly ``total`` keep-alive GETs of the route path, one in flight per connection;
+    raises if an answer is not a 200."""
+    request = f"GET {ROUTE_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    selector = selectors.DefaultSelector()
+    buffers: dict[socket.socket, bytes] = {}
+    sent = done = 0
+    for _ in range(min(connections, total)):
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.setblocking(False)
+        buffers[sock] = b""
+        sock.sendall(request)
+        sent += 1
+        selector.register(sock, selectors.EVENT_READ)
+    deadline = time.monotonic() + 600
+    while done < total:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{done} of {total} answers in 600 s")
+        for key, _ in selector.select(timeout=10):
+            sock = key.fileobj  # type: ignore[assignment]
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise RuntimeError("the server closed a keep-alive connection")
+            buffer = buffers[sock] + chunk
+            while (head_end := buffer.find(b"\r\n\r\n")) >= 0:
+                head = buffer[:head_end]
+                length = re.search(rb"content-length: (\d+)", head)
+                assert length is not None, head
+                end = head_end + 4 + int(length.group(1))
+                if len(buffer) < end:
+                    break
+                if not head.startswith(b"HTTP/1.1 200"):
+                    raise RuntimeError(f"not a 200: {head[:80]!r}")
+                buffer = buffer[end:]
+                done += 1
+                if sent < total:
+                    sock.sendall(request)
+                    sent += 1
+            buffers[sock] = buffer
+    for sock in buffers:
+        selector.unregister(sock)
+        sock.close()
+
+
+def _total(out_dir: Path) -> int:
+    """The instruction total of the newest dump in ``out_dir``."""
+    dumps = sorted(out_dir.glob("callgrind.out*"), key=lambda p: p.stat().st_mtime)
+    for line in dumps[-1].read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    raise RuntimeError(f"no total in {dumps[-1]}")
+
+
+def instructions(checkout: Path, kind: str, warmup: int, requests: int) -> float:
+    with tempfile.TemporaryDirectory(prefix="route-instructions-") as tmp:
+        out = Path(tmp)
+        command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/callgrind.out",
+                   str(checkout / ".venv" / "bin" / "python"),
+                   str(checkout / "bench" / "route_service.py"), "--serve", kind]
+        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                 text=True, env={**os.environ, "BENCH_GC": "tuned",
+                                                 "PYTHONHASHSEED": "0"})
+        try:
+            assert child.stdout is not None
+            line = child.stdout.readline()
+            if not line.startswith("PORT "):
+                raise RuntimeError(f"{kind} from {checkout} did not start: {line!r}")
+            port = int(line.split()[1])
+            send(port, warmup)
+            subprocess.run(["callgrind_control", "--zero", str(child.pid)], check=True,
+                           capture_output=True, timeout=60)
+            send(port, requests)
+            subprocess.run(["callgrind_control", "--dump", str(child.pid)], check=True,
+                           capture_output=True, timeout=60)
+            return _total(out) / requests
+        finally:
+            stop_server(child)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--against", type=Path, default=None,
+                        help="another checkout (with a .venv) to count too, and compare")
+    parser.add_argument("--servers", default="route-rr,route-weighted")
+    parser.add_argument("--warmup", type=int, default=3000)
+    parser.add_argument("--requests", type=int, default=4000)
+    args = parser.parse_args()
+    for tool in ("valgrind", "callgrind_control"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is not installed: run `make bench-deps`")
+    sides = {"this": HERE}
+    if args.against is not None:
+        other = args.against.resolve()
+        if not (other / ".venv" / "bin" / "python").exists():
+            sys.exit(f"{other} has no .venv: run `make .venv/.installed` there first")
+        sides["other"] = other
+    print(f"callgrind, {CONNECTIONS} connections, {args.warmup} warm-up then {args.requests} "
+          f"counted requests; " + ", ".join(f"{k}: {v}" for k, v in sides.items()))
+    for kind in (k for k in args.servers.split(",") if k):
+        counts = {side: instructions(path, kind, args.warmup, args.requests)
+                  for side, path in sides.items()}
+        line = "  ".join(f"{side} {count / 1000:7.1f}k" for side, count in counts.items())
+        ratio = (f"  this / other {counts['this'] / counts['other']:.3f}x"
+                 if "other" in counts else "")
+        print(f"{kind:<16} instructions per request: {line}{ratio}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
