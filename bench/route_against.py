@@ -21,32 +21,17 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
-from route_service import ROUTE_PATH, cpu_seconds, run_wrk, stop_server
+from route_service import ROUTE_PATH, cpu_seconds, run_wrk, start_server, stop_server
 
 HERE = Path(__file__).resolve().parent.parent
 
 
-def start(checkout: Path, kind: str, cpu: int) -> tuple[subprocess.Popen[str], int]:
-    """``kind``'s server from ``checkout``'s own bench and interpreter, on core ``cpu``."""
-    command = [str(checkout / ".venv" / "bin" / "python"),
-               str(checkout / "bench" / "route_service.py"), "--serve", kind, "--cpu", str(cpu)]
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
-                             env={**os.environ, "BENCH_GC": "tuned"})
-    assert child.stdout is not None
-    line = child.stdout.readline()
-    if not line.startswith("PORT "):
-        child.kill()
-        raise RuntimeError(f"{kind} from {checkout} did not start: {line!r}")
-    return child, int(line.split()[1])
-
-
 def measure(checkout: Path, kind: str, seconds: float, connections: int) -> tuple[float, float]:
     """Requests per second and server CPU microseconds per request."""
-    child, port = start(checkout, kind, 0)
+    child, port = start_server(kind, 0, "tuned", str(checkout))
     try:
         url = f"http://127.0.0.1:{port}{ROUTE_PATH}"
         run_wrk(url, 1, connections, 1)  # warm-up, discarded

@@ -22,7 +22,6 @@ Needs valgrind (``make bench-deps``).
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import selectors
 import shutil
@@ -33,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from route_service import ROUTE_PATH, stop_server
+from route_service import ROUTE_PATH, start_server, stop_server
 
 HERE = Path(__file__).resolve().parent.parent
 CONNECTIONS = 64
@@ -95,18 +94,12 @@ def _total(out_dir: Path) -> int:
 def instructions(checkout: Path, kind: str, warmup: int, requests: int) -> float:
     with tempfile.TemporaryDirectory(prefix="route-instructions-") as tmp:
         out = Path(tmp)
-        command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/callgrind.out",
-                   str(checkout / ".venv" / "bin" / "python"),
-                   str(checkout / "bench" / "route_service.py"), "--serve", kind]
-        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                 text=True, env={**os.environ, "BENCH_GC": "tuned",
-                                                 "PYTHONHASHSEED": "0"})
+        child, port = start_server(
+            kind, None, "tuned", str(checkout),
+            wrapper=["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/callgrind.out",
+                     f"--log-file={out}/valgrind.log"],
+            env={"PYTHONHASHSEED": "0"})
         try:
-            assert child.stdout is not None
-            line = child.stdout.readline()
-            if not line.startswith("PORT "):
-                raise RuntimeError(f"{kind} from {checkout} did not start: {line!r}")
-            port = int(line.split()[1])
             send(port, warmup)
             subprocess.run(["callgrind_control", "--zero", str(child.pid)], check=True,
                            capture_output=True, timeout=60)

@@ -42,6 +42,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -311,18 +312,26 @@ def run_python_load(port: int, path: str, seconds: float, connections: int) -> R
 # -- orchestration -----------------------------------------------------------------------------
 
 
-def start_server(kind: str, cpu: int | None,
-                 gc_mode: str) -> tuple[subprocess.Popen[str], int]:
-    command = [sys.executable, os.path.abspath(__file__), "--serve", kind]
+def start_server(kind: str, cpu: int | None, gc_mode: str, checkout: str | None = None,
+                 wrapper: Sequence[str] = (),
+                 env: Mapping[str, str] | None = None) -> tuple[subprocess.Popen[str], int]:
+    """``kind``'s server, from this bench or from another ``checkout``'s (with its own
+    ``.venv``), run under ``wrapper`` (valgrind, say) if given; with its port."""
+    if checkout is None:
+        command = [sys.executable, os.path.abspath(__file__)]
+    else:
+        command = [os.path.join(checkout, ".venv", "bin", "python"),
+                   os.path.join(checkout, "bench", "route_service.py")]
+    command = [*wrapper, *command, "--serve", kind]
     if cpu is not None:
         command += ["--cpu", str(cpu)]
     child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
-                             env={**os.environ, "BENCH_GC": gc_mode})
+                             env={**os.environ, **(env or {}), "BENCH_GC": gc_mode})
     assert child.stdout is not None
     line = child.stdout.readline()
     if not line.startswith("PORT "):
         child.kill()
-        raise RuntimeError(f"{kind} server did not start: {line!r}")
+        raise RuntimeError(f"{kind} server from {checkout or 'here'} did not start: {line!r}")
     return child, int(line.split()[1])
 
 
