@@ -244,10 +244,10 @@ class ProviderState:
         if breaker.open_until is not None:
             if now < breaker.open_until:
                 times.append(breaker.open_until)
-            else:  # half-open: when a trial in flight counts as failed (read inline: hot)
-                deadline = breaker.trial_deadline
-                if deadline is not None and deadline[0] == breaker.trial and now < deadline[1]:
-                    times.append(deadline[1])
+            else:  # half-open: when a trial in flight counts as failed
+                expires = breaker.trial_expires_at()
+                if expires is not None and now < expires:
+                    times.append(expires)
         if self.cooling_until is not None and now < self.cooling_until:
             times.append(self.cooling_until)
         if self.spec.rate_limit_rpm is not None:
