@@ -15,8 +15,9 @@ live than at full speed; lease expiry is still on every route once the TTL has p
 
     python bench/route_instructions.py [--against ../base] [--servers route-rr,route-weighted]
 
-``--against`` names another checkout with its own ``.venv`` (see ``route_against.py``).
-Needs valgrind (``make bench-deps``).
+``--against`` names another checkout with its own ``.venv`` (see ``route_against.py``);
+``--keep DIR`` keeps the counted dumps, so that ``callgrind_annotate --inclusive=yes`` shows
+where two checkouts differ. Needs valgrind (``make bench-deps``).
 """
 
 from __future__ import annotations
@@ -82,16 +83,22 @@ def send(port: int, total: int, connections: int = CONNECTIONS) -> None:
         sock.close()
 
 
+def _newest(out_dir: Path) -> Path:
+    return max(out_dir.glob("callgrind.out*"), key=lambda p: p.stat().st_mtime)
+
+
 def _total(out_dir: Path) -> int:
     """The instruction total of the newest dump in ``out_dir``."""
-    dumps = sorted(out_dir.glob("callgrind.out*"), key=lambda p: p.stat().st_mtime)
-    for line in dumps[-1].read_text(encoding="utf-8", errors="replace").splitlines():
+    dump = _newest(out_dir)
+    for line in dump.read_text(encoding="utf-8", errors="replace").splitlines():
         if line.startswith(("summary:", "totals:")):
             return int(line.split()[1])
-    raise RuntimeError(f"no total in {dumps[-1]}")
+    raise RuntimeError(f"no total in {dump}")
 
 
-def instructions(checkout: Path, kind: str, warmup: int, requests: int) -> float:
+def instructions(checkout: Path, kind: str, warmup: int, requests: int,
+                 keep: Path | None = None) -> float:
+    """Instructions per request; the counted dump is copied to ``keep`` if given."""
     with tempfile.TemporaryDirectory(prefix="route-instructions-") as tmp:
         out = Path(tmp)
         child, port = start_server(
@@ -106,6 +113,9 @@ def instructions(checkout: Path, kind: str, warmup: int, requests: int) -> float
             send(port, requests)
             subprocess.run(["callgrind_control", "--dump", str(child.pid)], check=True,
                            capture_output=True, timeout=60)
+            if keep is not None:
+                keep.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(_newest(out), keep)
             return _total(out) / requests
         finally:
             stop_server(child)
@@ -118,6 +128,9 @@ def main() -> None:
     parser.add_argument("--servers", default="route-rr,route-weighted")
     parser.add_argument("--warmup", type=int, default=3000)
     parser.add_argument("--requests", type=int, default=4000)
+    parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                        help="keep each counted dump as DIR/KIND.SIDE.callgrind, for "
+                             "callgrind_annotate")
     args = parser.parse_args()
     for tool in ("valgrind", "callgrind_control"):
         if shutil.which(tool) is None:
@@ -131,7 +144,9 @@ def main() -> None:
     print(f"callgrind, {CONNECTIONS} connections, {args.warmup} warm-up then {args.requests} "
           f"counted requests; " + ", ".join(f"{k}: {v}" for k, v in sides.items()))
     for kind in (k for k in args.servers.split(",") if k):
-        counts = {side: instructions(path, kind, args.warmup, args.requests)
+        counts = {side: instructions(path, kind, args.warmup, args.requests,
+                                     args.keep / f"{kind}.{side}.callgrind" if args.keep
+                                     else None)
                   for side, path in sides.items()}
         line = "  ".join(f"{side} {count / 1000:7.1f}k" for side, count in counts.items())
         ratio = (f"  this / other {counts['this'] / counts['other']:.3f}x"
