@@ -17,6 +17,7 @@ import pytest
 
 from provider_router.engine import RoutingTable
 from provider_router.service import Server, create_app, serve
+from provider_router.service._native import _LENGTH_LINES, MAX_CACHED_LENGTHS, _length_line
 
 from .conftest import Api, FakeClock
 
@@ -70,6 +71,13 @@ def routable(api: Api) -> Api:
 
 
 # -- lifecycle ---------------------------------------------------------------------------------
+
+
+def test_content_length_lines_are_exact_and_their_cache_is_bounded() -> None:
+    for size in (0, 1, 99, 100_000, 1 << 40, *range(MAX_CACHED_LENGTHS + 50)):
+        line = _LENGTH_LINES.get(size) or _length_line(size)
+        assert line == f"content-length: {size}\r\n".encode()
+    assert len(_LENGTH_LINES) <= MAX_CACHED_LENGTHS
 
 
 async def test_port_zero_binds_a_free_port_and_stop_releases_it() -> None:

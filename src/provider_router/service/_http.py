@@ -46,8 +46,10 @@ class Request:
     __slots__ = ("_headers", "_raw", "body", "method", "path", "query")
 
     def __init__(self, method: str, path: str, query: bytes = b"", body: bytes = b"",
-                 headers: Mapping[bytes, bytes] = _NO_HEADERS,
-                 raw_headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+                 raw_headers: Sequence[tuple[bytes, bytes]] = (), *,
+                 headers: Mapping[bytes, bytes] = _NO_HEADERS) -> None:
+        # raw_headers before the keyword-only headers: the server passes every argument by
+        # position, since a call with a keyword argument costs more, on every request.
         self.method = method
         self.path = path
         self.query = query

@@ -78,6 +78,10 @@ _HEAD_TOO_LARGE: Final = f"the request line and headers exceed {MAX_HEAD_BYTES} 
 _STATUS_LINES: dict[int, bytes] = {
     s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in HTTPStatus}
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+_LENGTH_LINES: dict[int, bytes] = {}
+"""``content-length`` lines by body size, made on first use: looking one up costs less than
+formatting it for every answer, and route answers come in a few sizes."""
+MAX_CACHED_LENGTHS: Final = 4096
 
 
 class _Clock:
@@ -352,9 +356,9 @@ class HttpProtocol(asyncio.Protocol):
         path, query = target
         method = parser.get_method().decode("latin-1")
         body = b"".join(self._body) if self._body else b""
-        self._answer(self._service.handle(Request(method, path, query, body,
-                                                     raw_headers=self._headers)),
-                     head_only=method == "HEAD")
+        # By position, as every call on this path: a keyword argument costs more.
+        self._answer(self._service.handle(Request(method, path, query, body, self._headers)),
+                     method == "HEAD")
 
     # -- answering ----------------------------------------------------------------------------
 
@@ -557,7 +561,9 @@ class HttpProtocol(asyncio.Protocol):
             return
         status, kind, body, extra = response
         keep = keep and not self._close_after and not self._conns.stopping
-        head = self._head(status, kind, b"content-length: %d\r\n" % len(body), extra, keep)
+        size = len(body)
+        head = self._head(status, kind, _LENGTH_LINES.get(size) or _length_line(size), extra,
+                          keep)
         if not head_only:
             head.append(body)
         transport.write(b"".join(head))
@@ -613,6 +619,13 @@ class HttpProtocol(asyncio.Protocol):
     def abort(self) -> None:
         if self._transport is not None:
             self._transport.abort()
+
+
+def _length_line(size: int) -> bytes:
+    line = b"content-length: %d\r\n" % size
+    if len(_LENGTH_LINES) < MAX_CACHED_LENGTHS:
+        _LENGTH_LINES[size] = line
+    return line
 
 
 def _limit_unsent(transport: asyncio.Transport) -> None:
