@@ -11,12 +11,8 @@ to a ``RouteService``; ``await proxy.close()`` closes its upstream connections.
 """
 
 from provider_router.proxy._formats import ENDPOINTS, Endpoint
-from provider_router.proxy._options import (
-    MAX_PROXY_BODY_BYTES,
-    MAX_UPSTREAM_BODY_BYTES,
-    ProxyOptions,
-)
+from provider_router.proxy._options import MAX_UPSTREAM_BODY_BYTES, ProxyOptions
 from provider_router.proxy._proxy import PREFIX, Proxy
 
-__all__ = ["ENDPOINTS", "MAX_PROXY_BODY_BYTES", "MAX_UPSTREAM_BODY_BYTES", "PREFIX",
+__all__ = ["ENDPOINTS", "MAX_UPSTREAM_BODY_BYTES", "PREFIX",
            "Endpoint", "Proxy", "ProxyOptions"]

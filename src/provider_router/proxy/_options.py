@@ -15,7 +15,6 @@ from provider_router._defaults import (
     DEFAULT_STALL_SECONDS,
 )
 
-MAX_PROXY_BODY_BYTES: Final = DEFAULT_PROXY_MAX_BODY_BYTES
 MAX_UPSTREAM_BODY_BYTES: Final = 64 << 20
 """The largest non-streamed answer read from a provider (a big embeddings batch)."""
 
@@ -41,7 +40,7 @@ class ProxyOptions:
     idle_seconds: float = DEFAULT_PROXY_IDLE_SECONDS
     deadline_seconds: float = DEFAULT_PROXY_DEADLINE_SECONDS
     stall_seconds: float = DEFAULT_STALL_SECONDS
-    max_body_bytes: int = MAX_PROXY_BODY_BYTES
+    max_body_bytes: int = DEFAULT_PROXY_MAX_BODY_BYTES
     max_upstream_body_bytes: int = MAX_UPSTREAM_BODY_BYTES
 
     def __post_init__(self) -> None:
@@ -53,4 +52,4 @@ class ProxyOptions:
             raise ValueError("body limits must be positive")
 
 
-__all__ = ["MAX_PROXY_BODY_BYTES", "MAX_UPSTREAM_BODY_BYTES", "ProxyOptions"]
+__all__ = ["MAX_UPSTREAM_BODY_BYTES", "ProxyOptions"]

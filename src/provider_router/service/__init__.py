@@ -21,7 +21,6 @@ from provider_router.service._app import (
 from provider_router.service._errors import ApiError
 from provider_router.service._http import (
     JSON,
-    STALL_SECONDS,
     Answer,
     Handler,
     Headers,
@@ -51,7 +50,6 @@ __all__ = [
     "ANONYMOUS",
     "CIRCUIT_VALUES",
     "JSON",
-    "STALL_SECONDS",
     "Access",
     "Anonymous",
     "Answer",

@@ -29,7 +29,6 @@ Response = tuple[int, bytes, bytes, Headers]
 """``(status, content type, body, extra headers)``: what every handler answers."""
 
 JSON: Final = b"application/json"
-STALL_SECONDS: Final = DEFAULT_STALL_SECONDS
 
 _NO_HEADERS: Final[Mapping[bytes, bytes]] = {}
 
@@ -91,7 +90,8 @@ class Stream:
     __slots__ = ("chunks", "content_type", "headers", "stall_seconds", "status")
 
     def __init__(self, status: int, content_type: bytes, headers: Headers,
-                 chunks: AsyncIterator[bytes], stall_seconds: float = STALL_SECONDS) -> None:
+                 chunks: AsyncIterator[bytes],
+                 stall_seconds: float = DEFAULT_STALL_SECONDS) -> None:
         if stall_seconds <= 0:
             raise ValueError("stall_seconds must be positive")
         self.status = status
@@ -122,5 +122,5 @@ def error_response(error: ApiError) -> Response:
     return error.status, JSON, error.body(), error.headers
 
 
-__all__ = ["JSON", "STALL_SECONDS", "Answer", "Handler", "Headers", "Reply", "Request",
+__all__ = ["JSON", "Answer", "Handler", "Headers", "Reply", "Request",
            "Response", "Stream", "error_response", "json_response", "status_of"]
