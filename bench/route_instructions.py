@@ -23,17 +23,13 @@ where two checkouts differ. Needs valgrind (``make bench-deps``).
 from __future__ import annotations
 
 import argparse
-import re
-import selectors
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from route_service import ROUTE_PATH, start_server, stop_server
+from route_service import ROUTE_PATH, keep_alive_gets, start_server, stop_server
 
 HERE = Path(__file__).resolve().parent.parent
 CONNECTIONS = 64
@@ -42,45 +38,9 @@ CONNECTIONS = 64
 def send(port: int, total: int, connections: int = CONNECTIONS) -> None:
     """Exactly ``total`` keep-alive GETs of the route path, one in flight per connection;
     raises if an answer is not a 200."""
-    request = f"GET {ROUTE_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
-    selector = selectors.DefaultSelector()
-    buffers: dict[socket.socket, bytes] = {}
-    sent = done = 0
-    for _ in range(min(connections, total)):
-        sock = socket.create_connection(("127.0.0.1", port))
-        sock.setblocking(False)
-        buffers[sock] = b""
-        sock.sendall(request)
-        sent += 1
-        selector.register(sock, selectors.EVENT_READ)
-    deadline = time.monotonic() + 600
-    while done < total:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{done} of {total} answers in 600 s")
-        for key, _ in selector.select(timeout=10):
-            sock = key.fileobj  # type: ignore[assignment]
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise RuntimeError("the server closed a keep-alive connection")
-            buffer = buffers[sock] + chunk
-            while (head_end := buffer.find(b"\r\n\r\n")) >= 0:
-                head = buffer[:head_end]
-                length = re.search(rb"content-length: (\d+)", head)
-                assert length is not None, head
-                end = head_end + 4 + int(length.group(1))
-                if len(buffer) < end:
-                    break
-                if not head.startswith(b"HTTP/1.1 200"):
-                    raise RuntimeError(f"not a 200: {head[:80]!r}")
-                buffer = buffer[end:]
-                done += 1
-                if sent < total:
-                    sock.sendall(request)
-                    sent += 1
-            buffers[sock] = buffer
-    for sock in buffers:
-        selector.unregister(sock)
-        sock.close()
+    _, errors = keep_alive_gets(port, ROUTE_PATH, connections, total=total)
+    if errors:
+        raise RuntimeError(f"{errors} of {total} answers were not a 200")
 
 
 def _newest(out_dir: Path) -> Path:

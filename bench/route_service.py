@@ -253,28 +253,35 @@ def run_wrk(url: str, seconds: float, connections: int, cpu: int | None,
     return Result(rps, p50, p99, errors)
 
 
-def run_python_load(port: int, path: str, seconds: float, connections: int) -> Result:
-    """Keep-alive HTTP/1.1 GETs over ``connections`` raw sockets, one request in flight on
-    each, multiplexed with ``selectors``: a fallback for machines without wrk. Slower than wrk,
-    so it saturates sooner; the same generator drives every server, so ratios stay fair."""
+def keep_alive_gets(port: int, path: str, connections: int, *, seconds: float | None = None,
+                    total: int | None = None) -> tuple[list[float], int]:
+    """Keep-alive HTTP/1.1 GETs of ``path`` over ``connections`` raw sockets, one request in
+    flight on each, multiplexed with ``selectors``: for ``seconds``, or until exactly ``total``
+    answers (then a ``TimeoutError`` after 600 s). Returns each answer's latency in seconds
+    and how many answers were not a 200."""
+    if (seconds is None) == (total is None):
+        raise ValueError("give seconds or total, not both")
     request = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n").encode()
     selector = selectors.DefaultSelector()
     state: dict[socket.socket, list[Any]] = {}
-    for _ in range(connections):
+    sent = 0
+    for _ in range(connections if total is None else min(connections, total)):
         sock = socket.create_connection(("127.0.0.1", port))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setblocking(False)
         state[sock] = [b"", time.perf_counter()]
         sock.send(request)
+        sent += 1
         selector.register(sock, selectors.EVENT_READ)
     latencies: list[float] = []
     errors = 0
-    started = time.perf_counter()
-    deadline = started + seconds
-    while True:
+    deadline = time.perf_counter() + (seconds if seconds is not None else 600.0)
+    while total is None or len(latencies) < total:
         now = time.perf_counter()
         if now >= deadline:
-            break
+            if total is None:
+                break
+            raise TimeoutError(f"{len(latencies)} of {total} answers in 600 s")
         for key, _ in selector.select(timeout=deadline - now):
             sock = key.fileobj  # type: ignore[assignment]
             entry = state[sock]
@@ -282,28 +289,44 @@ def run_python_load(port: int, path: str, seconds: float, connections: int) -> R
             if not chunk:
                 raise RuntimeError("the server closed a keep-alive connection")
             buffer = entry[0] + chunk
-            while True:
-                head_end = buffer.find(b"\r\n\r\n")
-                if head_end < 0:
-                    break
-                head = buffer[:head_end]
-                match = re.search(rb"(?i)content-length:\s*(\d+)", head)
-                length = int(match.group(1)) if match else 0
-                total = head_end + 4 + length
-                if len(buffer) < total:
-                    break
-                if not head.startswith(b"HTTP/1.1 2"):
+            while (answer := _next_answer(buffer)) is not None:
+                head, buffer = answer
+                if not head.startswith(b"HTTP/1.1 200"):
                     errors += 1
-                buffer = buffer[total:]
                 finished = time.perf_counter()
                 latencies.append(finished - entry[1])
                 entry[1] = finished
-                sock.send(request)
+                if total is None or sent < total:
+                    sock.send(request)
+                    sent += 1
             entry[0] = buffer
-    elapsed = time.perf_counter() - started
     for sock in state:
         selector.unregister(sock)
         sock.close()
+    return latencies, errors
+
+
+def _next_answer(buffer: bytes) -> tuple[bytes, bytes] | None:
+    """The head of the first whole answer in ``buffer`` and what follows it; None until one
+    has arrived."""
+    head_end = buffer.find(b"\r\n\r\n")
+    if head_end < 0:
+        return None
+    head = buffer[:head_end]
+    match = re.search(rb"(?i)content-length:\s*(\d+)", head)
+    end = head_end + 4 + (int(match.group(1)) if match else 0)
+    if len(buffer) < end:
+        return None
+    return head, buffer[end:]
+
+
+def run_python_load(port: int, path: str, seconds: float, connections: int) -> Result:
+    """``keep_alive_gets`` for ``seconds``: a fallback for machines without wrk. Slower than
+    wrk, so it saturates sooner; the same generator drives every server, so ratios stay
+    fair."""
+    started = time.perf_counter()
+    latencies, errors = keep_alive_gets(port, path, connections, seconds=seconds)
+    elapsed = time.perf_counter() - started
     latencies.sort()
     return Result(len(latencies) / elapsed, latencies[len(latencies) // 2] * 1000,
                   latencies[int(len(latencies) * 0.99)] * 1000, errors)
