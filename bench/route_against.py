@@ -24,7 +24,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from route_service import ROUTE_PATH, cpu_seconds, run_wrk, start_server, stop_server
+from route_service import ROUTE_PATH, cpu_seconds, require_venv, run_wrk, start_server, stop_server
 
 HERE = Path(__file__).resolve().parent.parent
 
@@ -52,8 +52,7 @@ def main() -> None:
     parser.add_argument("--servers", default="route-rr,route-weighted")
     args = parser.parse_args()
     other = args.other.resolve()
-    if not (other / ".venv" / "bin" / "python").exists():
-        sys.exit(f"{other} has no .venv: run `make .venv/.installed` there first")
+    require_venv(other)
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: run `make bench-deps`")
     if len(os.sched_getaffinity(0)) < 2:

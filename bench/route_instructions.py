@@ -29,7 +29,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from route_service import ROUTE_PATH, keep_alive_gets, start_server, stop_server
+from route_service import ROUTE_PATH, keep_alive_gets, require_venv, start_server, stop_server
 
 HERE = Path(__file__).resolve().parent.parent
 CONNECTIONS = 64
@@ -98,8 +98,7 @@ def main() -> None:
     sides = {"this": HERE}
     if args.against is not None:
         other = args.against.resolve()
-        if not (other / ".venv" / "bin" / "python").exists():
-            sys.exit(f"{other} has no .venv: run `make .venv/.installed` there first")
+        require_venv(other)
         sides["other"] = other
     print(f"callgrind, {CONNECTIONS} connections, {args.warmup} warm-up then {args.requests} "
           f"counted requests; " + ", ".join(f"{k}: {v}" for k, v in sides.items()))

@@ -335,6 +335,17 @@ def run_python_load(port: int, path: str, seconds: float, connections: int) -> R
 # -- orchestration -----------------------------------------------------------------------------
 
 
+def venv_python(checkout: str | os.PathLike[str]) -> str:
+    """The interpreter of another checkout's own ``.venv``."""
+    return os.path.join(checkout, ".venv", "bin", "python")
+
+
+def require_venv(checkout: str | os.PathLike[str]) -> None:
+    """Exit with what to do when ``checkout`` has no ``.venv`` to run its server with."""
+    if not os.path.exists(venv_python(checkout)):
+        sys.exit(f"{checkout} has no .venv: run `make .venv/.installed` there first")
+
+
 def start_server(kind: str, cpu: int | None, gc_mode: str, checkout: str | None = None,
                  wrapper: Sequence[str] = (),
                  env: Mapping[str, str] | None = None) -> tuple[subprocess.Popen[str], int]:
@@ -343,8 +354,7 @@ def start_server(kind: str, cpu: int | None, gc_mode: str, checkout: str | None 
     if checkout is None:
         command = [sys.executable, os.path.abspath(__file__)]
     else:
-        command = [os.path.join(checkout, ".venv", "bin", "python"),
-                   os.path.join(checkout, "bench", "route_service.py")]
+        command = [venv_python(checkout), os.path.join(checkout, "bench", "route_service.py")]
     command = [*wrapper, *command, "--serve", kind]
     if cpu is not None:
         command += ["--cpu", str(cpu)]
